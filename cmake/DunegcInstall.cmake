@@ -16,7 +16,13 @@ install(FILES ${PROJECT_BINARY_DIR}/dunegcConfig.cmake
 # registered pkg-config smoke program and a find_package(dunegc) consumer against it.
 if(DUNEGC_BUILD_TESTS)
   get_property(smokes GLOBAL PROPERTY DUNEGC_PKGCONFIG_SMOKES)
+  # An outside program linked to sanitized libraries needs the sanitizer runtime first.
+  set(consumer_flags "")
+  if(DUNEGC_SANITIZE)
+    set(consumer_flags "-fsanitize=address,undefined")
+  endif()
   dunegc_add_test(install.prefix
-    COMMAND ${PROJECT_SOURCE_DIR}/scripts/check_install.sh ${PROJECT_BINARY_DIR} ${smokes}
+    COMMAND ${CMAKE_COMMAND} -E env "CONSUMER_FLAGS=${consumer_flags}"
+            ${PROJECT_SOURCE_DIR}/scripts/check_install.sh ${PROJECT_BINARY_DIR} ${smokes}
     LABEL unit TIMEOUT 600 RUN_SERIAL)
 endif()

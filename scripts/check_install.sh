@@ -3,6 +3,7 @@
 # Installs BUILD_DIR into a fresh empty prefix, then for each MODULE=SOURCE builds SOURCE as an
 # outside program would -- cc SOURCE $(pkg-config --cflags --libs MODULE) -- and runs it; last,
 # configures a CMake project that uses find_package(dunegc) and links every exported target.
+# CONSUMER_FLAGS (e.g. -fsanitize=address,undefined for a sanitized build) go to every compile.
 set -euo pipefail
 build=$1
 shift
@@ -26,7 +27,7 @@ for pair in "$@"; do
   esac
   echo "+ $cc $(basename "$src") $flags"
   # shellcheck disable=SC2086
-  "$cc" -o "$work/$module-smoke" "$src" $flags
+  "$cc" ${CONSUMER_FLAGS:-} -o "$work/$module-smoke" "$src" $flags
   "$work/$module-smoke" >"$work/$module.out" || { cat "$work/$module.out"; echo "$module smoke failed" >&2; exit 1; }
   echo "  ran: $(head -c 200 "$work/$module.out" | tr '\n' ' ')"
 done
@@ -44,6 +45,7 @@ target_link_libraries(consumer PRIVATE $targets)
 CML
 echo 'int main(void) { return 0; }' >"$work/cmake-consumer/main.c"
 cmake -S "$work/cmake-consumer" -B "$work/cmake-consumer/build" -DCMAKE_PREFIX_PATH="$prefix" \
+  -DCMAKE_C_FLAGS="${CONSUMER_FLAGS:-}" -DCMAKE_EXE_LINKER_FLAGS="${CONSUMER_FLAGS:-}" \
   >"$work/consumer.log" 2>&1 && cmake --build "$work/cmake-consumer/build" >>"$work/consumer.log" 2>&1 \
   && "$work/cmake-consumer/build/consumer" || { cat "$work/consumer.log"; echo "find_package(dunegc) consumer failed" >&2; exit 1; }
 echo "find_package(dunegc) consumer linked: $targets"
