@@ -84,6 +84,7 @@ class TinyRun(unittest.TestCase):
                 self.assertGreater(p["count"], 0, "Boehm collected but no pause was recorded")
                 self.assertEqual(max(p["duration_ns"]), p["max_ns"])
                 self.assertEqual(sum(p["duration_ns"]), p["total_ns"])
+                self.assertEqual(sum(p["completed"]), run["collector_info"]["collections"])
             else:
                 self.assertEqual(p["count"], 0)
                 self.assertTrue(run["collector_info"]["allocator_verified"], run["collector_info"])

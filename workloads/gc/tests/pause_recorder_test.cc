@@ -173,6 +173,28 @@ TEST(PauseRecorderBoehm, SeesIncrementalModeCollections) {
   EXPECT_EQ(r.spans().count, 0u);  // incremental cycles do not go through GC_EVENT_START
 }
 
+TEST(PauseRecorderBoehm, RecordsAbandonedStoppedMarksUnderATimeLimit) {
+  // Debian's Boehm 8.2 defaults to no time limit, so its incremental mode is generational
+  // and each stopped mark completes. With a limit it abandons stopped marks and restarts the
+  // world: those intervals are pauses too, recorded as not completed.
+  GC_INIT();
+  GC_enable_incremental();
+  GC_set_time_limit_tv(GC_timeval_s{0, 10000});  // 10 us: every long mark is cut short
+  ASSERT_TRUE(PauseRecorder::install(1 << 16));
+  uint64_t gc0 = GC_get_gc_no();
+  churn(reinterpret_cast<void *>(uintptr_t(2000000)));
+  PauseRecorder &r = PauseRecorder::global();
+  r.freeze();
+  uint64_t collections = GC_get_gc_no() - gc0;
+  ASSERT_GE(collections, 2u);
+  expect_consistent_pauses(r, collections);
+  EXPECT_GT(r.size(), collections) << "no stopped mark was abandoned";
+  for (size_t i = 0; i < r.size(); ++i)
+    if (!r[i].completed) {
+      EXPECT_EQ(r[i].reclaim_ns, 0u) << "pause " << i;
+    }
+}
+
 TEST(PauseRecorderBoehm, SeesCollectionsWithMutatorThreads) {
   GC_INIT();
   ASSERT_TRUE(PauseRecorder::install(1 << 16));
