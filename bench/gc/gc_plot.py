@@ -60,16 +60,21 @@ def plot_pause_cdf(meta, out):
     configs = [c["name"] for c in meta["configs"]]
     fig, axes = grid(len(workloads))
     for ax, w in zip(axes, workloads):
-        drawn = False
+        drawn, failed = False, []
         for c in configs:
-            d = sorted(x / 1e6 for r in meta["runs"] if r["workload"] == w and r["config"] == c and r["ok"]
-                       for x in r["pauses"]["duration_ns"])
+            rs = [r for r in meta["runs"] if r["workload"] == w and r["config"] == c]
+            if rs and not any(r["ok"] for r in rs):
+                failed.append(c)
+            d = sorted(x / 1e6 for r in rs if r["ok"] for x in r["pauses"]["duration_ns"])
             if not d:
                 continue
             y = [(i + 1) / len(d) for i in range(len(d))]
             ax.step(d, y, where="post", label=f"{c} ({len(d)})", color=color(c))
             drawn = True
         ax.set_title(w)
+        if failed:
+            ax.text(0.02, 0.97, "every run failed: " + ", ".join(failed), transform=ax.transAxes,
+                    va="top", fontsize=7, color="red")
         ax.set_xlabel("stop-the-world pause (ms)")
         ax.set_ylabel("fraction of pauses <= x")
         ax.set_ylim(0, 1.02)
@@ -92,8 +97,9 @@ def grouped_bars(ax, workloads, configs, value, whiskers=None):
         for i, w in enumerate(workloads):
             x = i - 0.4 + width * (k + 0.5)
             h = value(w, c)
-            if h is None:
-                ax.text(x, 0, "n/a", rotation=90, ha="center", va="bottom", fontsize=6)
+            if h is None:  # failed or not run: say so at the axis (x in data, y in axes units)
+                ax.text(x, 0.02, "n/a", rotation=90, ha="center", va="bottom", fontsize=6,
+                        transform=ax.get_xaxis_transform())
                 continue
             xs.append(x)
             hs.append(h)

@@ -21,7 +21,7 @@ struct Node {
 
 constexpr int kMinDepth = 4;
 
-int max_depth(const Context &ctx) { return ctx.size == gcwl::Size::kQuick ? 14 : 19; }
+int max_depth(const Context &ctx) { return ctx.size == gcwl::Size::kQuick ? 14 : 18; }
 
 constexpr uint64_t nodes(int depth) { return (uint64_t(2) << depth) - 1; }
 

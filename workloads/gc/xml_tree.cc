@@ -46,7 +46,7 @@ struct Params {
 
 Params params(const Context &ctx) {
   if (ctx.size == gcwl::Size::kQuick) return {4000, 4, 16, 8};
-  return {40000, 8, 80, 10};
+  return {40000, 8, 50, 10};
 }
 
 const char *const kNames[] = {"item", "entry", "node", "record", "title", "author", "price", "date",

@@ -59,7 +59,7 @@ class TinyRun(unittest.TestCase):
         self.assertEqual(r["failures"], 0)
         policy = r["heap_limit_policy"]
         for w in r["workloads"]:
-            want = max(int(w["live_bytes"] * policy["factor"]), policy["floor_bytes"])
+            want = max(int(w["live_bytes"] * w["heap_factor"]), policy["floor_bytes"])
             self.assertGreaterEqual(w["heap_limit_bytes"], want)
             self.assertLess(w["heap_limit_bytes"] - want, policy["rounding_bytes"])
 
@@ -134,7 +134,7 @@ class Failures(unittest.TestCase):
         with tempfile.TemporaryDirectory() as tmp:
             # A 1 MiB heap cannot hold gcbench's stretch tree: Boehm must stop at the limit.
             p = drive(tmp, "--configs", "boehm,malloc", "--reps", "1", "--heap-factor", "0.1",
-                      "--heap-floor-mib", "1", "--no-plots")
+                      "--heap-floor-mib", "1")
             self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
             self.assertIn("FAILED: out of memory at the heap limit", p.stdout)
             r = json.loads((Path(tmp) / "runs.json").read_text())
@@ -143,6 +143,8 @@ class Failures(unittest.TestCase):
             self.assertEqual(r["failures"], len(boehm))
             summary = read_csv(Path(tmp) / "summary.csv")
             self.assertTrue(all(row["runs_ok"] == "0" for row in summary if row["config"] == "boehm"))
+            for name in ("pause_cdf", "throughput", "max_pause"):  # plotted all the same
+                self.assertTrue((Path(tmp) / f"{name}.png").is_file(), name)
 
     def test_unknown_workload_is_refused(self):
         with tempfile.TemporaryDirectory() as tmp:
