@@ -67,7 +67,7 @@ uint64_t live_bytes(const Context &ctx) {
 
 class Map {
  public:
-  Map(Context &ctx) : ctx_(ctx) {
+  explicit Map(Context &ctx) : ctx_(ctx) {
     GC_word bitmap[GC_BITMAP_SIZE(Entry)] = {0};
     GC_set_bit(bitmap, GC_WORD_OFFSET(Entry, next));
     GC_set_bit(bitmap, GC_WORD_OFFSET(Entry, value));

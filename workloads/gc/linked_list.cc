@@ -47,7 +47,7 @@ struct List {
   uint64_t next_key = 0, seed, length = 0, sum = 0;  // what the list must hold
   GC_descr descr;
 
-  List(uint64_t s) : seed(s), descr(node_descr()) {}
+  explicit List(uint64_t s) : seed(s), descr(node_descr()) {}
 
   void push_front() {
     auto *n = static_cast<ListNode *>(GC_malloc_explicitly_typed(sizeof(ListNode), descr));
