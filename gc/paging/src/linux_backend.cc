@@ -19,10 +19,10 @@ std::vector<Region *> owned;
 
 bool page_aligned(uintptr_t a) { return a % kPageSize == 0; }
 
-// Every region sits between two PROT_NONE guard pages. Besides catching overruns, they keep
-// the kernel from merging the region's VMA with a neighbour: a merged (expanded) VMA is
-// marked soft-dirty as a whole, which would make every page of a tracked region look
-// written to the softdirty backend.
+// Every region sits between two PROT_NONE guard pages: they catch overruns, and they keep
+// the region's VMA from ever merging with a neighbour's. The kernel marks every new or
+// expanded VMA soft-dirty as a whole and ignores that mark when merging, so a merge could
+// make untouched pages of a region tracked by the softdirty backend read as written.
 void *place(size_t pages, int fd) {
   size_t len = pages * kPageSize;
   void *res = mmap(nullptr, len + 2 * kPageSize, PROT_NONE,

@@ -139,6 +139,7 @@ class SoftDirtyBackend final : public LinuxBackend {
   Support supports(Feature f) const override {
     switch (f) {
       case Feature::dirty:
+      case Feature::dirty_kernel_writes:  // the kernel's write sets the bit like any other
       case Feature::map2: return {true, {}};
       case Feature::dirty_atomic: return {false, kNotAtomic};
       case Feature::accessed: return {false, kNoAccessed};

@@ -37,6 +37,8 @@ TEST(Registry, OpensExactlyTheBackendsTheProbeAccepts) {
     std::string why;
     std::unique_ptr<Backend> b = open(name, &why);
     EXPECT_EQ(b != nullptr, info.supported) << name << ": " << why;
+    printf("backend %s: %s%s\n", name.c_str(), info.supported ? "supported" : "unsupported: ",
+           info.why.c_str());
     if (b) {
       EXPECT_EQ(b->name(), name);
       EXPECT_TRUE(info.why.empty());
@@ -74,7 +76,8 @@ TEST(Registry, SoftdirtyIsSupportedExactlyWhenTheKernelTracksSoftDirty) {
 }
 
 // With userfaultfd(2) forbidden (as a seccomp sandbox or an old kernel would), both uffd
-// backends must say so and refuse to open; mprotect is unaffected.
+// backends must say so and refuse to open; mprotect is unaffected. Probes are cached per
+// process, so this needs a process that has not probed yet (ctest runs each case alone).
 TEST(Registry, UffdIsRefusedWhereUserfaultfdIsForbidden) {
   pid_t pid = fork();
   ASSERT_GE(pid, 0);
