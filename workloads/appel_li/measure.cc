@@ -70,7 +70,7 @@ FaultResult on_fault(const Fault &f, void *arg) {
     case Mode::appel1: {
       Change c[2] = {{page, kPageSize, Prot::rw}, {t->prev, kPageSize, t->protect_to}};
       t->prev = page;
-      if (t->b->apply({c, c[1].addr ? 2u : 1u}) != 0) t->failed = true;
+      if (t->b->apply(c, c[1].addr ? 2 : 1) != 0) t->failed = true;
       return FaultResult::retry;
     }
     case Mode::appel2: break;

@@ -66,7 +66,8 @@ class MprotectBackend final : public LinuxBackend {
     }
   }
 
-  int apply(std::span<const Change> changes) override {
+  int apply(const Change *list, size_t n_changes) override {
+    std::span<const Change> changes(list, n_changes);
     if (int e = check_changes(changes, [](const Change &) { return 0; }); e != 0) return e;
     SpinGuard g(lock_);
     Runs<Prot, decltype(&do_mprotect)> runs(&do_mprotect);

@@ -147,7 +147,7 @@ class SoftDirtyBackend final : public LinuxBackend {
     }
   }
 
-  int apply(std::span<const Change>) override { return -EOPNOTSUPP; }
+  int apply(const Change *, size_t) override { return -EOPNOTSUPP; }
 
   int dirty_start(void *region) override {
     int err = 0;

@@ -238,7 +238,8 @@ class UffdBackend final : public LinuxBackend {
     }
   }
 
-  int apply(std::span<const Change> changes) override {
+  int apply(const Change *list, size_t n_changes) override {
+    std::span<const Change> changes(list, n_changes);
     int err = check_changes(changes, [](const Change &c) {
       if (c.prot != Prot::read && c.prot != Prot::rw) return -EOPNOTSUPP;
       Region *r = region_table::find(reinterpret_cast<uintptr_t>(c.addr));

@@ -1,5 +1,5 @@
 // Built outside the tree against an installed prefix:
-//   c++ -std=c++20 prog.cc $(pkg-config --cflags --libs dunegc-paging)
+//   c++ prog.cc $(pkg-config --cflags --libs dunegc-paging)   (C++17 or later)
 #include <dunegc/paging/paging.h>
 
 #include <cstdio>

@@ -5,10 +5,8 @@
 #pragma once
 
 #include <algorithm>
-#include <bit>
 #include <cstddef>
 #include <cstdint>
-#include <span>
 #include <vector>
 
 namespace dunegc::paging {
@@ -42,7 +40,7 @@ class PageBitmap {
 
   size_t count() const {
     size_t n = 0;
-    for (uint64_t w : words_) n += size_t(std::popcount(w));
+    for (uint64_t w : words_) n += size_t(__builtin_popcountll(w));
     return n;
   }
 
@@ -51,7 +49,7 @@ class PageBitmap {
   void for_each(F &&f) const {
     for (size_t w = 0; w < words_.size(); w++)
       for (uint64_t bits = words_[w]; bits; bits &= bits - 1)
-        f(w * 64 + size_t(std::countr_zero(bits)));
+        f(w * 64 + size_t(__builtin_ctzll(bits)));
   }
 
   // The exact list of set pages, as addresses.
@@ -62,8 +60,7 @@ class PageBitmap {
     return out;
   }
 
-  std::span<uint64_t> words() { return words_; }
-  std::span<const uint64_t> words() const { return words_; }
+  const std::vector<uint64_t> &words() const { return words_; }
 
  private:
   uintptr_t base_ = 0;

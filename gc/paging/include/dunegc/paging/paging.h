@@ -12,6 +12,8 @@
 // why). -EBUSY: the request conflicts with the region's state (e.g. uffd cannot trap in a
 // region it is tracking). Bad input changes nothing.
 //
+// The public headers are C++17, so that a program need not be built as C++20 to use them.
+//
 // Threads: any thread may call any primitive; a backend serialises its own state changes.
 // The fault handler may call apply() (that is how it resolves a fault) but must not touch
 // protected memory itself -- use a MAP2 alias to reach it.
@@ -20,7 +22,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -122,10 +123,15 @@ class Backend {
   // same page wins), then flush the TLB once where the mechanism allows it (dune: one
   // shootdown; Linux backends: the kernel flushes inside each syscall, and the batch is
   // coalesced into as few syscalls as there are runs of equal protection).
-  virtual int apply(std::span<const Change> changes) = 0;
+  virtual int apply(const Change *changes, size_t n) = 0;
+  int apply(const std::vector<Change> &changes) { return apply(changes.data(), changes.size()); }
+  template <size_t N>
+  int apply(const Change (&changes)[N]) {
+    return apply(changes, N);
+  }
   int protect(void *addr, size_t len, Prot prot) {
     const Change c{addr, len, prot};
-    return apply({&c, 1});
+    return apply(&c, 1);
   }
   int unprotect(void *addr, size_t len) { return protect(addr, len, Prot::rw); }
 
