@@ -51,10 +51,15 @@ inline FaultResult log_and_grant(const Fault &f, void *arg) {
     return FaultResult::retry;  // TRAP alone: the access faults again
   }
   void *page = reinterpret_cast<void *>(reinterpret_cast<uintptr_t>(f.addr) & ~(kPageSize - 1));
-  Prot p = log->prot_of(page) | needs(f.access);
+  Prot old = log->prot_of(page), p = old | needs(f.access);
   if (f.access == Access::write) p = p | Prot::read;  // x86 has no write-only pages
-  if (f.backend->protect(page, kPageSize, p) != 0) return FaultResult::unhandled;
+  // Model first: under uffd the faulting thread may run on (and end the test) as soon as
+  // protect() has unprotected the page, before this handler returns.
   log->prot_of(page) = p;
+  if (f.backend->protect(page, kPageSize, p) != 0) {
+    log->prot_of(page) = old;
+    return FaultResult::unhandled;
+  }
   return FaultResult::retry;
 }
 
@@ -89,8 +94,8 @@ class BackendTest : public ::testing::TestWithParam<std::string> {
   // protected, else read-only.
   Prot strongest() const { return has(Feature::protect_none) ? Prot::none : Prot::read; }
 
-  std::unique_ptr<Backend> backend;
-  std::unique_ptr<TrapLog> log;
+  std::unique_ptr<TrapLog> log;      // declared first, destroyed last: the backend's
+  std::unique_ptr<Backend> backend;  // handler thread may still be using it
 };
 
 #define REQUIRE_FEATURE(f)                                                                   \

@@ -62,7 +62,9 @@ enum class FaultResult : uint8_t {
 
 // Runs where the backend takes the fault: in a signal handler on the faulting thread
 // (mprotect, uffd-sigbus: async-signal-safe code only; apply() is), or on the uffd handler
-// thread while the faulting thread sleeps (uffd), or in the Dune #PF handler (dune).
+// thread while the faulting thread sleeps (uffd) -- which then may resume as soon as the
+// handler's apply() unprotects the page, before the handler returns -- or in the Dune #PF
+// handler (dune).
 using FaultHandler = FaultResult (*)(const Fault &fault, void *arg);
 
 // What a backend can do here. Each unsupported feature has a reason.
