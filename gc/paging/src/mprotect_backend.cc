@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 
 #include "linux_backend.h"
@@ -133,13 +134,31 @@ class MprotectBackend final : public LinuxBackend {
     size_t first = r->index(reinterpret_cast<uintptr_t>(addr)), n = len / kPageSize;
     out.reset(addr, n);
     SpinGuard g(lock_);
+    // Write-protect the collected pages again in as few calls as possible: one mprotect
+    // per run of equal effective protection that holds a collected page. The clean pages
+    // inside such a run are write-protected already, so including them changes nothing
+    // but saves a system call per collected page.
     Runs<Prot, decltype(&do_mprotect)> runs(&do_mprotect);
+    size_t run_start = first, last_dirty = SIZE_MAX;
+    Prot run_prot = Prot::none;
+    auto end_run = [&](size_t end) {
+      if (last_dirty != SIZE_MAX && last_dirty >= run_start)
+        runs.add(r->page_addr(run_start), end - run_start, run_prot);
+    };
     for (size_t i = first; i < first + n; i++) {
-      if (!r->bit(i)) continue;
-      out.set(i - first);
-      r->bits[i / 64].fetch_and(~(uint64_t(1) << (i % 64)), std::memory_order_relaxed);
-      runs.add(r->page_addr(i), 1, effective(*r, i));
+      if (r->bit(i)) {
+        out.set(i - first);
+        r->bits[i / 64].fetch_and(~(uint64_t(1) << (i % 64)), std::memory_order_relaxed);
+        last_dirty = i;
+      }
+      Prot p = effective(*r, i);
+      if (i == first || p != run_prot) {
+        if (i != first) end_run(i);
+        run_start = i;
+        run_prot = p;
+      }
     }
+    end_run(first + n);
     return runs.flush();
   }
 
