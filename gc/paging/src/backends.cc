@@ -52,8 +52,10 @@ BackendInfo probe(std::string_view name) {
 
 std::unique_ptr<Backend> open(std::string_view name, std::string *why) {
   const Entry *e = find(name);
-  if (!e) {
-    if (why) *why = unknown(name);
+  std::string reason = e ? std::string() : unknown(name);
+  if (e && !e->probe().ok) reason = e->probe().why;  // never open an unprobed backend
+  if (!reason.empty()) {
+    if (why) *why = reason;
     return nullptr;
   }
   return e->make(why);

@@ -53,15 +53,19 @@ LinuxBackend::~LinuxBackend() {
       if (r->owner == this) mine.push_back(r);
   }
   // Derived destructors ran already; unmapping only needs the memory and the table.
-  for (Region *r : mine) {
-    region_table::remove(r);
-    release(r->base, r->pages);
-    if (r->memfd >= 0) close(r->memfd);
-    r->free_metadata();
+  for (Region *r : mine) destroy(r);
+}
+
+void LinuxBackend::destroy(Region *r) {
+  region_table::remove(r);
+  release(r->base, r->pages);
+  if (r->memfd >= 0) close(r->memfd);
+  r->free_metadata();
+  {
     std::lock_guard<std::mutex> g(owned_mutex);
     owned.erase(std::find(owned.begin(), owned.end(), r));
-    delete r;
   }
+  delete r;
 }
 
 int LinuxBackend::add_region(uintptr_t base, size_t pages, Backing backing, int memfd,
@@ -116,9 +120,8 @@ int LinuxBackend::map(size_t len, Backing backing, void **out) {
 }
 
 int LinuxBackend::map_alias(void *region, void **out) {
-  int err = 0;
-  Region *r = region_at(region, &err);
-  if (!r) return err;
+  Region *r;
+  if (int e = region_at(region, &r); e != 0) return e;
   if (r->backing != Backing::shared || !out) return -EINVAL;
   int fd = dup(r->memfd);
   if (fd < 0) return -errno;
@@ -132,19 +135,10 @@ int LinuxBackend::map_alias(void *region, void **out) {
 }
 
 int LinuxBackend::unmap(void *region) {
-  int err = 0;
-  Region *r = region_at(region, &err);
-  if (!r) return err;
+  Region *r;
+  if (int e = region_at(region, &r); e != 0) return e;
   on_unmap(*r);
-  region_table::remove(r);
-  release(r->base, r->pages);
-  if (r->memfd >= 0) close(r->memfd);
-  r->free_metadata();
-  {
-    std::lock_guard<std::mutex> g(owned_mutex);
-    owned.erase(std::find(owned.begin(), owned.end(), r));
-  }
-  delete r;
+  destroy(r);
   return 0;
 }
 
@@ -162,24 +156,20 @@ int LinuxBackend::accessed_collect(void *addr, size_t len, PageBitmap &out) {
 
 bool LinuxBackend::on_signal_fault(Region &, void *, Access, int) { return false; }
 
-Region *LinuxBackend::region_of(const void *addr, size_t len, int *err) const {
+int LinuxBackend::region_of(const void *addr, size_t len, Region **out) const {
   uintptr_t a = reinterpret_cast<uintptr_t>(addr);
   Region *r = nullptr;
   if (len && page_aligned(a) && page_aligned(len)) {
     r = region_table::find(a);
     if (r && (r->owner != this || !r->contains(a + len - 1))) r = nullptr;
   }
-  if (!r) *err = -EINVAL;
-  return r;
+  *out = r;
+  return r ? 0 : -EINVAL;
 }
 
-Region *LinuxBackend::region_at(const void *start, int *err) const {
-  Region *r = region_of(start, kPageSize, err);
-  if (r && r->base != reinterpret_cast<uintptr_t>(start)) {
-    *err = -EINVAL;
-    return nullptr;
-  }
-  return r;
+int LinuxBackend::region_at(const void *start, Region **out) const {
+  if (int e = region_of(start, kPageSize, out); e != 0) return e;
+  return (*out)->base == reinterpret_cast<uintptr_t>(start) ? 0 : -EINVAL;
 }
 
 FaultResult LinuxBackend::upcall(void *addr, Access access) {

@@ -33,18 +33,18 @@ class LinuxBackend : public Backend {
   virtual int on_map(Region &) { return 0; }
   virtual void on_unmap(Region &) {}
 
-  // The region of this backend holding all of [addr, addr+len), page aligned; or nullptr
-  // with *err = -EINVAL.
-  Region *region_of(const void *addr, size_t len, int *err) const;
-  // The region of this backend that starts exactly at `start`.
-  Region *region_at(const void *start, int *err) const;
+  // *out = the region of this backend holding all of [addr, addr+len), page aligned;
+  // 0, or -EINVAL if there is none.
+  int region_of(const void *addr, size_t len, Region **out) const;
+  // *out = the region of this backend that starts exactly at `start`; 0 or -EINVAL.
+  int region_at(const void *start, Region **out) const;
   // Checks every change of a batch (alignment, ownership, `allowed` prot predicate) before
   // any is applied, so a bad batch changes nothing.
   template <typename Allowed>
   int check_changes(std::span<const Change> changes, Allowed allowed) const {
     for (const Change &c : changes) {
-      int err = 0;
-      if (!region_of(c.addr, c.len, &err)) return err;
+      Region *r;
+      if (int e = region_of(c.addr, c.len, &r); e != 0) return e;
       if (int e = allowed(c); e != 0) return e;
     }
     return 0;
@@ -56,13 +56,15 @@ class LinuxBackend : public Backend {
 
  private:
   int add_region(uintptr_t base, size_t pages, Backing backing, int memfd, void **out);
+  static void destroy(Region *r);  // out of the table, unmapped, freed
 
   std::atomic<FaultHandler> handler_{nullptr};
   std::atomic<void *> handler_arg_{nullptr};
 };
 
-// Factories (backends.cc dispatches by name). Each probes when first asked and caches the
-// answer; `why` is filled when the backend cannot work here.
+// Probes (each runs once per process and caches its answer) and factories; backends.cc
+// dispatches by name and calls a factory only after its probe said yes. A factory can
+// still fail (e.g. no descriptors left) and then says why.
 struct Probe {
   bool ok = false;
   std::string why;

@@ -105,9 +105,8 @@ class MprotectBackend final : public LinuxBackend {
   }
 
   int dirty_start(void *region) override {
-    int err = 0;
-    Region *r = region_at(region, &err);
-    if (!r) return err;
+    Region *r;
+    if (int e = region_at(region, &r); e != 0) return e;
     SpinGuard g(lock_);
     if (r->tracking) return -EBUSY;
     r->clear_bits();
@@ -116,9 +115,8 @@ class MprotectBackend final : public LinuxBackend {
   }
 
   int dirty_stop(void *region) override {
-    int err = 0;
-    Region *r = region_at(region, &err);
-    if (!r) return err;
+    Region *r;
+    if (int e = region_at(region, &r); e != 0) return e;
     SpinGuard g(lock_);
     if (!r->tracking) return -EINVAL;
     r->tracking = false;
@@ -127,9 +125,8 @@ class MprotectBackend final : public LinuxBackend {
   }
 
   int dirty_collect(void *addr, size_t len, PageBitmap &out) override {
-    int err = 0;
-    Region *r = region_of(addr, len, &err);
-    if (!r) return err;
+    Region *r;
+    if (int e = region_of(addr, len, &r); e != 0) return e;
     if (!r->tracking) return -EINVAL;
     size_t first = r->index(reinterpret_cast<uintptr_t>(addr)), n = len / kPageSize;
     out.reset(addr, n);
@@ -195,11 +192,6 @@ const Probe &probe_mprotect() {
 }
 
 std::unique_ptr<Backend> make_mprotect(std::string *why) {
-  const Probe &p = probe_mprotect();
-  if (!p.ok) {
-    if (why) *why = p.why;
-    return nullptr;
-  }
   auto b = std::make_unique<MprotectBackend>();
   if (int e = b->init(); e != 0) {
     if (why) *why = std::string("cannot install the SIGSEGV handler: ") + strerror(-e);

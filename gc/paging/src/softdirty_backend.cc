@@ -76,8 +76,8 @@ std::string kernel_release() {
   return u.release;
 }
 
-// Runs once, before any softdirty backend exists (make_softdirty probes first), so the
-// process-wide clear here cannot erase anybody's record.
+// Runs once, before any softdirty backend exists (open() probes before it makes one), so
+// the process-wide clear here cannot erase anybody's record.
 Probe run_probe() {
   Probe p;
   Shared &s = shared();
@@ -150,13 +150,12 @@ class SoftDirtyBackend final : public LinuxBackend {
   int apply(const Change *, size_t) override { return -EOPNOTSUPP; }
 
   int dirty_start(void *region) override {
-    int err = 0;
-    Region *r = region_at(region, &err);
-    if (!r) return err;
+    Region *r;
+    if (int e = region_at(region, &r); e != 0) return e;
     Shared &s = shared();
     std::lock_guard<std::mutex> g(s.mutex);
     if (r->tracking) return -EBUSY;
-    if ((err = harvest_and_clear(s)) != 0) return err;
+    if (int e = harvest_and_clear(s); e != 0) return e;
     r->clear_bits();
     r->tracking = true;
     s.tracked.push_back(r);
@@ -164,9 +163,8 @@ class SoftDirtyBackend final : public LinuxBackend {
   }
 
   int dirty_stop(void *region) override {
-    int err = 0;
-    Region *r = region_at(region, &err);
-    if (!r) return err;
+    Region *r;
+    if (int e = region_at(region, &r); e != 0) return e;
     std::lock_guard<std::mutex> g(shared().mutex);
     if (!r->tracking) return -EINVAL;
     untrack(*r);
@@ -174,13 +172,12 @@ class SoftDirtyBackend final : public LinuxBackend {
   }
 
   int dirty_collect(void *addr, size_t len, PageBitmap &out) override {
-    int err = 0;
-    Region *r = region_of(addr, len, &err);
-    if (!r) return err;
+    Region *r;
+    if (int e = region_of(addr, len, &r); e != 0) return e;
     Shared &s = shared();
     std::lock_guard<std::mutex> g(s.mutex);
     if (!r->tracking) return -EINVAL;
-    if ((err = harvest_and_clear(s)) != 0) return err;
+    if (int e = harvest_and_clear(s); e != 0) return e;
     size_t first = r->index(reinterpret_cast<uintptr_t>(addr)), n = len / kPageSize;
     out.reset(addr, n);
     for (size_t i = first; i < first + n; i++) {
@@ -215,12 +212,7 @@ const Probe &probe_softdirty() {
   return p;
 }
 
-std::unique_ptr<Backend> make_softdirty(std::string *why) {
-  const Probe &p = probe_softdirty();
-  if (!p.ok) {
-    if (why) *why = p.why;
-    return nullptr;
-  }
+std::unique_ptr<Backend> make_softdirty(std::string *) {
   return std::make_unique<SoftDirtyBackend>();
 }
 

@@ -277,16 +277,15 @@ class UffdBackend final : public LinuxBackend {
   }
 
   int dirty_start(void *region) override {
-    int err = 0;
-    Region *r = region_at(region, &err);
-    if (!r) return err;
+    Region *r;
+    if (int e = region_at(region, &r); e != 0) return e;
     SpinGuard g(lock_);
     if (r->tracking) return -EBUSY;
     for (size_t i = 0; i < r->pages; i++)
       if (r->prot[i] != Prot::rw) return -EBUSY;  // its traps would be lost
-    if ((err = move_context(*r, trap_fd_, dirty_fd_)) != 0) return err;
-    err = uffd_range(dirty_fd_, UFFDIO_WRITEPROTECT, r->base, r->len(),
-                     UFFDIO_WRITEPROTECT_MODE_WP);
+    if (int e = move_context(*r, trap_fd_, dirty_fd_); e != 0) return e;
+    int err = uffd_range(dirty_fd_, UFFDIO_WRITEPROTECT, r->base, r->len(),
+                         UFFDIO_WRITEPROTECT_MODE_WP);
     if (err) {
       move_context(*r, dirty_fd_, trap_fd_);
       return err;
@@ -296,20 +295,18 @@ class UffdBackend final : public LinuxBackend {
   }
 
   int dirty_stop(void *region) override {
-    int err = 0;
-    Region *r = region_at(region, &err);
-    if (!r) return err;
+    Region *r;
+    if (int e = region_at(region, &r); e != 0) return e;
     SpinGuard g(lock_);
     if (!r->tracking) return -EINVAL;
-    if ((err = move_context(*r, dirty_fd_, trap_fd_)) != 0) return err;
+    if (int e = move_context(*r, dirty_fd_, trap_fd_); e != 0) return e;
     r->tracking = false;
     return 0;
   }
 
   int dirty_collect(void *addr, size_t len, PageBitmap &out) override {
-    int err = 0;
-    Region *r = region_of(addr, len, &err);
-    if (!r) return err;
+    Region *r;
+    if (int e = region_of(addr, len, &r); e != 0) return e;
     if (!r->tracking) return -EINVAL;
     uintptr_t start = reinterpret_cast<uintptr_t>(addr), end = start + len;
     out.reset(addr, len / kPageSize);
@@ -424,11 +421,6 @@ const Probe &probe_uffd() {
 }
 
 std::unique_ptr<Backend> make_uffd(bool sigbus_delivery, std::string *why) {
-  const Probe &p = probe_uffd();
-  if (!p.ok) {
-    if (why) *why = p.why;
-    return nullptr;
-  }
   auto b = std::make_unique<UffdBackend>(sigbus_delivery);
   std::string err;
   if (b->init(&err) != 0) {

@@ -90,6 +90,22 @@ class BackendTest : public ::testing::TestWithParam<std::string> {
     return static_cast<char *>(p);
   }
 
+  // MAP2: a second view of the shared region at `a`.
+  char *alias(char *a) {
+    void *v = nullptr;
+    int rc = backend->map_alias(a, &v);
+    EXPECT_EQ(rc, 0) << strerror(-rc);
+    return static_cast<char *>(v);
+  }
+
+  // Protect through the backend and record it in the trap model; returns the backend's rc.
+  int protect(void *addr, size_t len, Prot p) {
+    int rc = backend->protect(addr, len, p);
+    for (size_t off = 0; rc == 0 && off < len; off += kPageSize)
+      log->prot_of(static_cast<char *>(addr) + off) = p;
+    return rc;
+  }
+
   // The strongest protection this backend can set: Prot::none where reads can be
   // protected, else read-only.
   Prot strongest() const { return has(Feature::protect_none) ? Prot::none : Prot::read; }

@@ -110,9 +110,8 @@ TEST_P(Dirty, AliasesAreTrackedPerView) {
   REQUIRE_FEATURE(Feature::dirty);
   REQUIRE_FEATURE(Feature::map2);
   char *a = map(8, Backing::shared);
-  void *bv = nullptr;
-  ASSERT_EQ(backend->map_alias(a, &bv), 0);
-  char *b = static_cast<char *>(bv);
+  char *b = alias(a);
+  ASSERT_NE(b, nullptr);
   memset(a, 1, 8 * kPageSize);
   memset(b, 1, 8 * kPageSize);
   ASSERT_EQ(backend->dirty_start(a), 0);
@@ -221,7 +220,7 @@ TEST_P(Dirty, ComposesWithTrappingProtection) {
     return;
   }
   ASSERT_EQ(rc, 0);
-  log->prot_of(page_of(m, 2)) = Prot::read;
+  log->prot_of(page_of(m, 2)) = Prot::read;  // (protected above, before the model knew)
   write_byte(page_of(m, 1), 1);  // tracked, not protected: no user-visible trap
   EXPECT_EQ(log->n(), 0);
   write_byte(page_of(m, 2), 1);  // protected: the user's handler sees it, once
@@ -230,8 +229,7 @@ TEST_P(Dirty, ComposesWithTrappingProtection) {
   ASSERT_EQ(backend->dirty_collect(m, 4 * kPageSize, bm), 0);
   EXPECT_EQ(indices(bm), (std::set<size_t>{1, 2}));
   // Protect again after the collect: still one trap per write to it, still tracked.
-  ASSERT_EQ(backend->protect(page_of(m, 2), kPageSize, Prot::read), 0);
-  log->prot_of(page_of(m, 2)) = Prot::read;
+  ASSERT_EQ(protect(page_of(m, 2), kPageSize, Prot::read), 0);
   write_byte(page_of(m, 2), 2);
   EXPECT_EQ(log->n(), 2);
   ASSERT_EQ(backend->dirty_collect(m, 4 * kPageSize, bm), 0);

@@ -24,8 +24,7 @@ TEST_P(Traps, WriteToReadOnlyPageTrapsOnce) {
   char *m = map(4);
   log->cover(m);
   for (int i = 0; i < 4; i++) write_byte(page_of(m, i), uint8_t(10 + i));
-  ASSERT_EQ(backend->protect(page_of(m, 1), kPageSize, Prot::read), 0);
-  log->prot_of(page_of(m, 1)) = Prot::read;
+  ASSERT_EQ(protect(page_of(m, 1), kPageSize, Prot::read), 0);
 
   EXPECT_EQ(read_byte(page_of(m, 1)), 11);  // reads are allowed: no trap
   EXPECT_EQ(log->n(), 0);
@@ -45,8 +44,7 @@ TEST_P(Traps, NoAccessPageTrapsOncePerMissingRight) {
   char *m = map(2);
   log->cover(m);
   write_byte(m + 8, 42);
-  ASSERT_EQ(backend->protect(m, kPageSize, Prot::none), 0);
-  log->prot_of(m) = Prot::none;
+  ASSERT_EQ(protect(m, kPageSize, Prot::none), 0);
 
   EXPECT_EQ(read_byte(m + 8), 42);  // trap 1: read, granted read
   EXPECT_EQ(read_byte(m + 9), 0);
@@ -64,8 +62,7 @@ TEST_P(Traps, WriteFirstToNoAccessPageTrapsOnce) {
   REQUIRE_FEATURE(Feature::protect_none);
   char *m = map(1);
   log->cover(m);
-  ASSERT_EQ(backend->protect(m, kPageSize, Prot::none), 0);
-  log->prot_of(m) = Prot::none;
+  ASSERT_EQ(protect(m, kPageSize, Prot::none), 0);
   write_byte(m, 5);
   EXPECT_EQ(read_byte(m), 5);
   ASSERT_EQ(log->n(), 1);
@@ -77,8 +74,7 @@ TEST_P(Traps, ExecFromNonExecPageTrapsAsExec) {
   char *m = map(1);
   log->cover(m);
   m[0] = char(0xc3);  // ret
-  ASSERT_EQ(backend->protect(m, kPageSize, Prot::rw), 0);  // readable, writable, not exec
-  log->prot_of(m) = Prot::rw;
+  ASSERT_EQ(protect(m, kPageSize, Prot::rw), 0);  // readable, writable, not exec
   auto fn = reinterpret_cast<void (*)()>(m);
   fn();  // trap: exec, granted rwx
   fn();
@@ -92,8 +88,7 @@ TEST_P(Traps, EveryPageOfAProtectedRangeTrapsOnce) {
   constexpr size_t kPages = 64;
   char *m = map(kPages);
   log->cover(m);
-  ASSERT_EQ(backend->protect(m, kPages * kPageSize, Prot::read), 0);  // PROTN
-  for (size_t i = 0; i < kPages; i++) log->prot_of(page_of(m, i)) = Prot::read;
+  ASSERT_EQ(protect(m, kPages * kPageSize, Prot::read), 0);  // PROTN
   std::vector<size_t> order(kPages);
   for (size_t i = 0; i < kPages; i++) order[i] = i;
   std::shuffle(order.begin(), order.end(), std::mt19937(7));
@@ -109,8 +104,7 @@ TEST_P(Traps, UnresolvedTrapRetriesUntilResolved) {
   REQUIRE_FEATURE(Feature::trap);
   char *m = map(1);
   log->cover(m);
-  ASSERT_EQ(backend->protect(m, kPageSize, Prot::read), 0);
-  log->prot_of(m) = Prot::read;
+  ASSERT_EQ(protect(m, kPageSize, Prot::read), 0);
   log->leave_protected = 5;  // the handler returns "retry" five times without resolving
   write_byte(m, 3);
   EXPECT_EQ(log->n(), 6);
@@ -121,8 +115,7 @@ TEST_P(Traps, FaultOnAnotherThreadIsHandled) {
   REQUIRE_FEATURE(Feature::trap);
   char *m = map(2);
   log->cover(m);
-  ASSERT_EQ(backend->protect(m, 2 * kPageSize, Prot::read), 0);
-  log->prot_of(m) = log->prot_of(m + kPageSize) = Prot::read;
+  ASSERT_EQ(protect(m, 2 * kPageSize, Prot::read), 0);
   std::thread t([&] {
     ASSERT_EQ(prepare_thread(), 0);
     write_byte(m + kPageSize, 8);
@@ -139,8 +132,7 @@ TEST_P(Traps, SystemCallWritingAProtectedPage) {
   REQUIRE_FEATURE(Feature::trap);
   char *m = map(1);
   log->cover(m);
-  ASSERT_EQ(backend->protect(m, kPageSize, Prot::read), 0);
-  log->prot_of(m) = Prot::read;
+  ASSERT_EQ(protect(m, kPageSize, Prot::read), 0);
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);
   ASSERT_EQ(write(fds[1], "abc", 3), 3);
@@ -179,10 +171,9 @@ TEST_P(Unprotect, PartOfARangeLeavesTheRestProtected) {
   REQUIRE_FEATURE(Feature::trap);
   constexpr size_t kPages = 8;
   char *m = map(kPages);
-  log->cover(m, strongest());
-  ASSERT_EQ(backend->protect(m, kPages * kPageSize, strongest()), 0);
-  ASSERT_EQ(backend->unprotect(page_of(m, 3), 2 * kPageSize), 0);  // UNPROT pages 3, 4
-  log->prot_of(page_of(m, 3)) = log->prot_of(page_of(m, 4)) = Prot::rw;
+  log->cover(m);
+  ASSERT_EQ(protect(m, kPages * kPageSize, strongest()), 0);
+  ASSERT_EQ(protect(page_of(m, 3), 2 * kPageSize, Prot::rw), 0);  // UNPROT pages 3, 4
   write_byte(page_of(m, 3), 1);
   write_byte(page_of(m, 4), 1);
   EXPECT_EQ(log->n(), 0);
@@ -194,9 +185,8 @@ TEST_P(Map2, AliasesAreCoherent) {
   REQUIRE_FEATURE(Feature::map2);
   constexpr size_t kPages = 16;
   char *a = map(kPages, Backing::shared);
-  void *bv = nullptr;
-  ASSERT_EQ(backend->map_alias(a, &bv), 0);
-  char *b = static_cast<char *>(bv);
+  char *b = alias(a);
+  ASSERT_NE(b, nullptr);
   ASSERT_NE(a, b);
   std::mt19937 rng(1);
   for (int k = 0; k < 2000; k++) {
@@ -215,16 +205,14 @@ TEST_P(Map2, AliasesKeepDistinctProtections) {
   REQUIRE_FEATURE(Feature::trap);
   constexpr size_t kPages = 4;
   char *a = map(kPages, Backing::shared);
-  void *bv = nullptr;
-  ASSERT_EQ(backend->map_alias(a, &bv), 0);
-  char *b = static_cast<char *>(bv);
+  char *b = alias(a);
+  ASSERT_NE(b, nullptr);
   // One model over both views: index by offset from the lower one.
   char *lo = std::min(a, b);
   ASSERT_LT(size_t(std::max(a, b) - lo) / kPageSize, std::size(log->model));
   log->cover(lo);
 
-  ASSERT_EQ(backend->protect(b, kPages * kPageSize, Prot::read), 0);
-  for (size_t i = 0; i < kPages; i++) log->prot_of(page_of(b, i)) = Prot::read;
+  ASSERT_EQ(protect(b, kPages * kPageSize, Prot::read), 0);
   for (size_t i = 0; i < kPages; i++) write_byte(page_of(a, i), uint8_t(i + 1));  // a: rw
   EXPECT_EQ(log->n(), 0);
   for (size_t i = 0; i < kPages; i++) EXPECT_EQ(read_byte(page_of(b, i)), i + 1);
@@ -235,12 +223,8 @@ TEST_P(Map2, AliasesKeepDistinctProtections) {
   EXPECT_EQ(read_byte(page_of(a, 2)), 77);
 
   // Swap: a read-only, b writable.
-  ASSERT_EQ(backend->protect(a, kPages * kPageSize, Prot::read), 0);
-  ASSERT_EQ(backend->unprotect(b, kPages * kPageSize), 0);
-  for (size_t i = 0; i < kPages; i++) {
-    log->prot_of(page_of(a, i)) = Prot::read;
-    log->prot_of(page_of(b, i)) = Prot::rw;
-  }
+  ASSERT_EQ(protect(a, kPages * kPageSize, Prot::read), 0);
+  ASSERT_EQ(protect(b, kPages * kPageSize, Prot::rw), 0);
   write_byte(page_of(b, 0), 5);
   EXPECT_EQ(log->n(), 1);
   write_byte(page_of(a, 0), 6);
