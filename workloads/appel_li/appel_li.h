@@ -18,7 +18,7 @@ struct Config {
   bool quick = false;
   double dirty_fraction = 0.1;  // share of the region written between two DIRTY calls
   std::vector<size_t> dirty_pages = {1024, 4096, 16384, 65536};
-  size_t pages = 100;  // the region of appel1 / appel2 / PROTN, as in the paper
+  size_t pages = 100;       // the region of appel1 / appel2 / PROTN, as in the paper
   bool traps_only = false;  // only trap, appel1, appel2 (a placement variant of a backend)
   std::string variant;      // stamped on the results, e.g. "handler-other-cpu"
 
@@ -30,12 +30,12 @@ struct Result {
   std::string primitive;  // trap, prot1, protN, protN_batch, unprot, appel1, appel2, dirty,
                           // dirty_write, map2
   std::string backend;
-  std::string variant;    // how the backend was set up, when it matters ("" = default)
-  std::string unit;       // what one sample is ("cycles per trap", ...)
-  bench::Summary cycles;  // over repetitions, overhead-corrected rdtsc cycles
-  size_t pages = 0;       // pages the operation covers (region, batch or DIRTY size)
-  std::optional<double> fraction;        // DIRTY: share of pages written
-  std::string protection;                // what "protect" meant: "none" or "r"
+  std::string variant;             // how the backend was set up, when it matters ("" = default)
+  std::string unit;                // what one sample is ("cycles per trap", ...)
+  bench::Summary cycles;           // over repetitions, overhead-corrected rdtsc cycles
+  size_t pages = 0;                // pages the operation covers (region, batch or DIRTY size)
+  std::optional<double> fraction;  // DIRTY: share of pages written
+  std::string protection;          // what "protect" meant: "none" or "r"
   std::optional<double> linux_dune_ratio;  // set only when dune measured the same thing
 };
 

@@ -40,7 +40,9 @@ using dunegc::paging::kPageSize;
 using dunegc::paging::PageBitmap;
 using dunegc::paging::Prot;
 
-void touch(char *p) { *static_cast<volatile char *>(p) = 1; }
+void touch(char *p) {
+  *static_cast<volatile char *>(p) = 1;
+}
 
 enum class Mode { trap_only, appel1, appel2 };
 
@@ -73,7 +75,8 @@ FaultResult on_fault(const Fault &f, void *arg) {
       if (t->b->apply(c, c[1].addr ? 2 : 1) != 0) t->failed = true;
       return FaultResult::retry;
     }
-    case Mode::appel2: break;
+    case Mode::appel2:
+      break;
   }
   if (t->b->unprotect(page, kPageSize) != 0) t->failed = true;
   return FaultResult::retry;
@@ -157,7 +160,8 @@ class Measurer {
       trap_.nstamps = 0;
       touch(r.p);
       if (trap_.nstamps != 64 || trap_.failed) return fail("trap");
-      for (int i = 1; rep > 0 && i < 64; i++) samples.push_back(double(trap_.stamps[i] - trap_.stamps[i - 1]));
+      for (int i = 1; rep > 0 && i < 64; i++)
+        samples.push_back(double(trap_.stamps[i] - trap_.stamps[i - 1]));
     }
     add("trap", "cycles per trap", samples, 1);
     return true;
@@ -238,7 +242,8 @@ class Measurer {
       if (rep > 0) samples.push_back(double(bench::corrected(t0, t1)) / double(n));
     }
     if (trap_.failed || size_t(trap_.traps) != (rounds + 1) * n)
-      return fail(mode == Mode::appel1 ? "appel1 (wrong number of traps)" : "appel2 (wrong number of traps)");
+      return fail(mode == Mode::appel1 ? "appel1 (wrong number of traps)"
+                                       : "appel2 (wrong number of traps)");
     add(mode == Mode::appel1 ? "appel1" : "appel2", "cycles per trap", samples, n);
     return true;
   }
@@ -253,7 +258,8 @@ class Measurer {
     PageBitmap bm;
     std::vector<double> collect, write;
     for (size_t rep = 0; rep <= cfg_.reps(30); rep++) {
-      for (size_t i = 0; i < k; i++) std::swap(idx[i], idx[i + rng_() % (n - i)]);  // k random pages
+      for (size_t i = 0; i < k; i++)
+        std::swap(idx[i], idx[i + rng_() % (n - i)]);  // k random pages
       uint64_t t0 = bench::cycles_begin();
       for (size_t i = 0; i < k; i++) touch(r.page(idx[i]));
       uint64_t t1 = bench::cycles_end();

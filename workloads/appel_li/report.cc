@@ -13,7 +13,9 @@ namespace appel_li {
 namespace {
 
 using Key = std::tuple<std::string, size_t, double>;
-Key key_of(const Result &r) { return {r.primitive, r.pages, r.fraction.value_or(-1)}; }
+Key key_of(const Result &r) {
+  return {r.primitive, r.pages, r.fraction.value_or(-1)};
+}
 
 void summary_fields(bench::JsonWriter &j, const bench::Summary &s) {
   j.kv("median_cycles", s.median).kv("p10_cycles", s.p10).kv("p90_cycles", s.p90);
@@ -112,8 +114,8 @@ std::string to_table(const std::vector<Result> &results) {
   out += line;
   for (const Result &r : results) {
     snprintf(line, sizeof line, "%-12s %-12s %7zu %12.0f %12.0f %12.0f %6zu  %s\n",
-             r.primitive.c_str(), (r.backend + (r.variant.empty() ? "" : "*")).c_str(), r.pages, r.cycles.median, r.cycles.p10,
-             r.cycles.p90, r.cycles.reps, r.unit.c_str());
+             r.primitive.c_str(), (r.backend + (r.variant.empty() ? "" : "*")).c_str(), r.pages,
+             r.cycles.median, r.cycles.p10, r.cycles.p90, r.cycles.reps, r.unit.c_str());
     out += line;
   }
   for (const Result &r : results) {

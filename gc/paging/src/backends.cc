@@ -72,16 +72,26 @@ const char *access_name(Access a) {
 
 const char *feature_name(Feature f) {
   switch (f) {
-    case Feature::trap: return "trap";
-    case Feature::trap_kernel_writes: return "trap_kernel_writes";
-    case Feature::protect_none: return "protect_none";
-    case Feature::protect_exec: return "protect_exec";
-    case Feature::protect_while_tracking: return "protect_while_tracking";
-    case Feature::dirty: return "dirty";
-    case Feature::dirty_atomic: return "dirty_atomic";
-    case Feature::dirty_kernel_writes: return "dirty_kernel_writes";
-    case Feature::accessed: return "accessed";
-    case Feature::map2: return "map2";
+    case Feature::trap:
+      return "trap";
+    case Feature::trap_kernel_writes:
+      return "trap_kernel_writes";
+    case Feature::protect_none:
+      return "protect_none";
+    case Feature::protect_exec:
+      return "protect_exec";
+    case Feature::protect_while_tracking:
+      return "protect_while_tracking";
+    case Feature::dirty:
+      return "dirty";
+    case Feature::dirty_atomic:
+      return "dirty_atomic";
+    case Feature::dirty_kernel_writes:
+      return "dirty_kernel_writes";
+    case Feature::accessed:
+      return "accessed";
+    case Feature::map2:
+      return "map2";
   }
   return "?";
 }

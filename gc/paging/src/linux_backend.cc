@@ -17,7 +17,9 @@ namespace {
 std::mutex owned_mutex;
 std::vector<Region *> owned;
 
-bool page_aligned(uintptr_t a) { return a % kPageSize == 0; }
+bool page_aligned(uintptr_t a) {
+  return a % kPageSize == 0;
+}
 
 // Every region sits between two PROT_NONE guard pages: they catch overruns, and they keep
 // the region's VMA from ever merging with a neighbour's. The kernel marks every new or
@@ -68,8 +70,7 @@ void LinuxBackend::destroy(Region *r) {
   delete r;
 }
 
-int LinuxBackend::add_region(uintptr_t base, size_t pages, Backing backing, int memfd,
-                             void **out) {
+int LinuxBackend::add_region(uintptr_t base, size_t pages, Backing backing, int memfd, void **out) {
   auto *r = new (std::nothrow) Region;
   int err = r ? 0 : -ENOMEM;
   if (r) {
@@ -154,7 +155,9 @@ int LinuxBackend::accessed_collect(void *addr, size_t len, PageBitmap &out) {
   return -EOPNOTSUPP;
 }
 
-bool LinuxBackend::on_signal_fault(Region &, void *, Access, int) { return false; }
+bool LinuxBackend::on_signal_fault(Region &, void *, Access, int) {
+  return false;
+}
 
 int LinuxBackend::region_of(const void *addr, size_t len, Region **out) const {
   uintptr_t a = reinterpret_cast<uintptr_t>(addr);

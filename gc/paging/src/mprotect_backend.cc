@@ -27,9 +27,8 @@ int to_mprotect(Prot p) {
 }
 
 int do_mprotect(uintptr_t start, size_t pages, Prot p) {
-  return mprotect(reinterpret_cast<void *>(start), pages * kPageSize, to_mprotect(p)) == 0
-             ? 0
-             : -errno;
+  return mprotect(reinterpret_cast<void *>(start), pages * kPageSize, to_mprotect(p)) == 0 ? 0
+                                                                                           : -errno;
 }
 
 Prot effective(const Region &r, size_t i) {
@@ -60,10 +59,13 @@ class MprotectBackend final : public LinuxBackend {
 
   Support supports(Feature f) const override {
     switch (f) {
-      case Feature::accessed: return {false, kNoAccessed};
+      case Feature::accessed:
+        return {false, kNoAccessed};
       case Feature::trap_kernel_writes:
-      case Feature::dirty_kernel_writes: return {false, kKernelEfault};
-      default: return {true, {}};
+      case Feature::dirty_kernel_writes:
+        return {false, kKernelEfault};
+      default:
+        return {true, {}};
     }
   }
 

@@ -9,7 +9,9 @@ namespace dunegc::paging::detail {
 
 namespace {
 
-size_t prot_bytes(size_t pages) { return (pages + kPageSize - 1) / kPageSize * kPageSize; }
+size_t prot_bytes(size_t pages) {
+  return (pages + kPageSize - 1) / kPageSize * kPageSize;
+}
 size_t bits_bytes(size_t pages) {
   return ((pages + 63) / 64 * 8 + kPageSize - 1) / kPageSize * kPageSize;
 }
@@ -17,11 +19,11 @@ size_t bits_bytes(size_t pages) {
 }  // namespace
 
 int Region::alloc_metadata() {
-  void *p = mmap(nullptr, prot_bytes(pages), PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void *p =
+      mmap(nullptr, prot_bytes(pages), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return -errno;
-  void *b = mmap(nullptr, bits_bytes(pages), PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void *b =
+      mmap(nullptr, bits_bytes(pages), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (b == MAP_FAILED) {
     int e = -errno;
     munmap(p, prot_bytes(pages));

@@ -44,17 +44,21 @@ struct Region {
   size_t pages = 0;
   LinuxBackend *owner = nullptr;
   Backing backing = Backing::anonymous;
-  int memfd = -1;                       // shared regions: the memfd (own descriptor)
-  Prot *prot = nullptr;                 // protection the user asked for, per page
+  int memfd = -1;                         // shared regions: the memfd (own descriptor)
+  Prot *prot = nullptr;                   // protection the user asked for, per page
   std::atomic<uint64_t> *bits = nullptr;  // per page: written since last collect
-  bool tracking = false;                // dirty_start .. dirty_stop
+  bool tracking = false;                  // dirty_start .. dirty_stop
 
   size_t len() const { return pages * kPageSize; }
   bool contains(uintptr_t a) const { return a - base < len(); }
   size_t index(uintptr_t a) const { return (a - base) / kPageSize; }
   uintptr_t page_addr(size_t i) const { return base + i * kPageSize; }
-  bool bit(size_t i) const { return (bits[i / 64].load(std::memory_order_relaxed) >> (i % 64)) & 1; }
-  void set_bit(size_t i) { bits[i / 64].fetch_or(uint64_t(1) << (i % 64), std::memory_order_relaxed); }
+  bool bit(size_t i) const {
+    return (bits[i / 64].load(std::memory_order_relaxed) >> (i % 64)) & 1;
+  }
+  void set_bit(size_t i) {
+    bits[i / 64].fetch_or(uint64_t(1) << (i % 64), std::memory_order_relaxed);
+  }
   void clear_bits() {
     for (size_t w = 0; w < (pages + 63) / 64; w++) bits[w].store(0, std::memory_order_relaxed);
   }

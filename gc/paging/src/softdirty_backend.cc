@@ -53,7 +53,9 @@ int read_pagemap(int fd, uintptr_t base, size_t n, uint64_t *out) {
   return 0;
 }
 
-int clear_refs(int fd) { return write(fd, "4", 1) == 1 ? 0 : -errno; }
+int clear_refs(int fd) {
+  return write(fd, "4", 1) == 1 ? 0 : -errno;
+}
 
 // Lock held. Moves every tracked page's soft-dirty bit into its region's pending bits, then
 // clears the bits of the whole process.
@@ -106,8 +108,10 @@ Probe run_probe() {
   if (err) {
     p.why = std::string("clear_refs/pagemap failed: ") + strerror(-err);
   } else if (!(e[0] & kPmSoftDirty)) {
-    p.why = "pagemap bit 55 (soft-dirty) stayed clear on a page written after clear_refs=4: "
-            "this kernel (" + kernel_release() + ") does not track soft-dirty";
+    p.why =
+        "pagemap bit 55 (soft-dirty) stayed clear on a page written after clear_refs=4: "
+        "this kernel (" +
+        kernel_release() + ") does not track soft-dirty";
   } else if (e[1] & kPmSoftDirty) {
     p.why = "pagemap bit 55 (soft-dirty) is set on a page not written since clear_refs=4";
   } else {
@@ -140,10 +144,14 @@ class SoftDirtyBackend final : public LinuxBackend {
     switch (f) {
       case Feature::dirty:
       case Feature::dirty_kernel_writes:  // the kernel's write sets the bit like any other
-      case Feature::map2: return {true, {}};
-      case Feature::dirty_atomic: return {false, kNotAtomic};
-      case Feature::accessed: return {false, kNoAccessed};
-      default: return {false, kNoTraps};
+      case Feature::map2:
+        return {true, {}};
+      case Feature::dirty_atomic:
+        return {false, kNotAtomic};
+      case Feature::accessed:
+        return {false, kNoAccessed};
+      default:
+        return {false, kNoTraps};
     }
   }
 

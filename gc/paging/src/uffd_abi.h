@@ -14,11 +14,11 @@ namespace dunegc::paging::uffd_abi {
 // use userfaultfd when vm.unprivileged_userfaultfd = 0.
 inline constexpr int kUserModeOnly = 1;
 
-inline constexpr uint64_t kFeatureSigbus = UFFD_FEATURE_SIGBUS;                       // 4.14
-inline constexpr uint64_t kFeatureExactAddress = UFFD_FEATURE_EXACT_ADDRESS;          // 5.18
+inline constexpr uint64_t kFeatureSigbus = UFFD_FEATURE_SIGBUS;                        // 4.14
+inline constexpr uint64_t kFeatureExactAddress = UFFD_FEATURE_EXACT_ADDRESS;           // 5.18
 inline constexpr uint64_t kFeatureWpHugetlbfsShmem = UFFD_FEATURE_WP_HUGETLBFS_SHMEM;  // 5.19
-inline constexpr uint64_t kFeatureWpUnpopulated = uint64_t(1) << 13;                 // 6.4
-inline constexpr uint64_t kFeatureWpAsync = uint64_t(1) << 15;                       // 6.7
+inline constexpr uint64_t kFeatureWpUnpopulated = uint64_t(1) << 13;                   // 6.4
+inline constexpr uint64_t kFeatureWpAsync = uint64_t(1) << 15;                         // 6.7
 
 // PAGEMAP_SCAN on /proc/self/pagemap (6.7).
 struct PageRegion {
@@ -30,7 +30,7 @@ struct PmScanArg {
 };
 inline constexpr unsigned long kPagemapScan = _IOWR('f', 16, PmScanArg);
 inline constexpr uint64_t kPageIsWritten = uint64_t(1) << 1;
-inline constexpr uint64_t kScanWpMatching = uint64_t(1) << 0;  // write-protect what matched
+inline constexpr uint64_t kScanWpMatching = uint64_t(1) << 0;    // write-protect what matched
 inline constexpr uint64_t kScanCheckWpAsync = uint64_t(1) << 1;  // fail on non-WP_ASYNC memory
 
 }  // namespace dunegc::paging::uffd_abi

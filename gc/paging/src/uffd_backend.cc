@@ -107,8 +107,8 @@ std::string check_pagemap_scan(int async_fd, int pagemap_fd) {
   uintptr_t a = reinterpret_cast<uintptr_t>(m);
   std::string why;
   if (uffd_range(async_fd, UFFDIO_REGISTER, a, 2 * kPageSize, UFFDIO_REGISTER_MODE_WP) != 0 ||
-      uffd_range(async_fd, UFFDIO_WRITEPROTECT, a, 2 * kPageSize,
-                 UFFDIO_WRITEPROTECT_MODE_WP) != 0) {
+      uffd_range(async_fd, UFFDIO_WRITEPROTECT, a, 2 * kPageSize, UFFDIO_WRITEPROTECT_MODE_WP) !=
+          0) {
     why = std::string("UFFDIO_REGISTER/WRITEPROTECT (WP_ASYNC) failed: ") + strerror(errno);
   } else {
     m[kPageSize] = 1;
@@ -126,8 +126,8 @@ std::string check_pagemap_scan(int async_fd, int pagemap_fd) {
       found[round] = ioctl(pagemap_fd, abi::kPagemapScan, &arg);
       if (found[round] < 0)
         why = std::string("PAGEMAP_SCAN failed: ") + strerror(errno) + " (needs Linux 6.7+)";
-      else if (round == 0 && (found[0] != 1 || vec[0].start != a + kPageSize ||
-                              vec[0].end != a + 2 * kPageSize))
+      else if (round == 0 &&
+               (found[0] != 1 || vec[0].start != a + kPageSize || vec[0].end != a + 2 * kPageSize))
         why = "PAGEMAP_SCAN did not report exactly the one written page";
       else if (round == 1 && found[1] != 0)
         why = "PAGEMAP_SCAN did not write-protect the pages it reported";
@@ -211,9 +211,11 @@ class UffdBackend final : public LinuxBackend {
     if (trap_fd_ < 0 || dirty_fd_ < 0) return -EOPNOTSUPP;
     if (pagemap_fd_ < 0) return fail(why, "cannot open /proc/self/pagemap");
     if (sigbus_) {
-      if (int e = signal_faults_acquire(SIGBUS); e != 0) return fail(why, "cannot install SIGBUS handler", e);
+      if (int e = signal_faults_acquire(SIGBUS); e != 0)
+        return fail(why, "cannot install SIGBUS handler", e);
       handling_ = true;
-      if (int e = prepare_thread(); e != 0) return fail(why, "cannot set up an alternate signal stack", e);
+      if (int e = prepare_thread(); e != 0)
+        return fail(why, "cannot set up an alternate signal stack", e);
       return 0;
     }
     stop_fd_ = eventfd(0, EFD_CLOEXEC);
@@ -226,15 +228,20 @@ class UffdBackend final : public LinuxBackend {
 
   Support supports(Feature f) const override {
     switch (f) {
-      case Feature::protect_none: return {false, kNoReadProtect};
-      case Feature::protect_exec: return {false, kNoExec};
-      case Feature::protect_while_tracking: return {false, kNoTrapWhileTracking};
-      case Feature::accessed: return {false, kNoAccessed};
+      case Feature::protect_none:
+        return {false, kNoReadProtect};
+      case Feature::protect_exec:
+        return {false, kNoExec};
+      case Feature::protect_while_tracking:
+        return {false, kNoTrapWhileTracking};
+      case Feature::accessed:
+        return {false, kNoAccessed};
       case Feature::trap_kernel_writes:
         if (sigbus_) return {false, kSigbusKernel};
         if (user_mode_only_) return {false, kUserModeOnly};
         return {true, {}};
-      default: return {true, {}};
+      default:
+        return {true, {}};
     }
   }
 
@@ -284,8 +291,8 @@ class UffdBackend final : public LinuxBackend {
     for (size_t i = 0; i < r->pages; i++)
       if (r->prot[i] != Prot::rw) return -EBUSY;  // its traps would be lost
     if (int e = move_context(*r, trap_fd_, dirty_fd_); e != 0) return e;
-    int err = uffd_range(dirty_fd_, UFFDIO_WRITEPROTECT, r->base, r->len(),
-                         UFFDIO_WRITEPROTECT_MODE_WP);
+    int err =
+        uffd_range(dirty_fd_, UFFDIO_WRITEPROTECT, r->base, r->len(), UFFDIO_WRITEPROTECT_MODE_WP);
     if (err) {
       move_context(*r, dirty_fd_, trap_fd_);
       return err;

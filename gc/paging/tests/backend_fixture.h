@@ -13,9 +13,15 @@
 
 namespace dunegc::paging::test {
 
-inline uint8_t read_byte(const void *p) { return *static_cast<const volatile uint8_t *>(p); }
-inline void write_byte(void *p, uint8_t v) { *static_cast<volatile uint8_t *>(p) = v; }
-inline char *page_of(void *base, size_t i) { return static_cast<char *>(base) + i * kPageSize; }
+inline uint8_t read_byte(const void *p) {
+  return *static_cast<const volatile uint8_t *>(p);
+}
+inline void write_byte(void *p, uint8_t v) {
+  *static_cast<volatile uint8_t *>(p) = v;
+}
+inline char *page_of(void *base, size_t i) {
+  return static_cast<char *>(base) + i * kPageSize;
+}
 
 // Every fault the handler saw, and the protections the test believes each page has (the
 // handler widens them by exactly the missing right).
@@ -27,8 +33,8 @@ struct TrapLog {
   };
   std::atomic<int> count{0};
   Entry entries[kMax];
-  uintptr_t base = 0;         // pages the model covers (possibly several regions, by offset)
-  Prot model[16384];          // protection of page (addr - base) / kPageSize
+  uintptr_t base = 0;  // pages the model covers (possibly several regions, by offset)
+  Prot model[16384];   // protection of page (addr - base) / kPageSize
   std::atomic<int> leave_protected{0};  // this many faults are "resolved" by doing nothing
 
   void cover(const void *b, Prot initial = Prot::rw) {
@@ -114,15 +120,16 @@ class BackendTest : public ::testing::TestWithParam<std::string> {
   std::unique_ptr<Backend> backend;  // handler thread may still be using it
 };
 
-#define REQUIRE_FEATURE(f)                                                                   \
-  do {                                                                                       \
-    if (!backend->supports(f).ok)                                                            \
-      GTEST_SKIP() << GetParam() << " lacks " << feature_name(f) << ": "                     \
-                   << backend->supports(f).why;                                              \
+#define REQUIRE_FEATURE(f)                                               \
+  do {                                                                   \
+    if (!backend->supports(f).ok)                                        \
+      GTEST_SKIP() << GetParam() << " lacks " << feature_name(f) << ": " \
+                   << backend->supports(f).why;                          \
   } while (0)
 
-#define INSTANTIATE_FOR_ALL_BACKENDS(suite)                                                  \
-  INSTANTIATE_TEST_SUITE_P(Backends, suite, ::testing::ValuesIn(::dunegc::paging::backend_names()), \
+#define INSTANTIATE_FOR_ALL_BACKENDS(suite)                                        \
+  INSTANTIATE_TEST_SUITE_P(Backends, suite,                                        \
+                           ::testing::ValuesIn(::dunegc::paging::backend_names()), \
                            ::dunegc::paging::test::param_name)
 
 }  // namespace dunegc::paging::test

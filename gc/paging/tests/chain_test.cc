@@ -50,7 +50,8 @@ class Chaining : public ::testing::TestWithParam<std::string> {
   }
 
   std::unique_ptr<Backend> backend;
-  struct sigaction saved_segv_ {}, saved_bus_ {};
+  struct sigaction saved_segv_ {
+  }, saved_bus_{};
 };
 
 TEST_P(Chaining, FaultOutsideEveryRegionReachesThePreviousHandler) {

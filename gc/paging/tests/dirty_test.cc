@@ -133,7 +133,7 @@ TEST_P(Dirty, ConcurrentWritesAreNeverLost) {
   char *m = map(kPages);
   memset(m, 1, kPages * kPageSize);
   ASSERT_EQ(backend->dirty_start(m), 0);
-  std::atomic<int> epoch{0};  // number of collects that have returned
+  std::atomic<int> epoch{0};                         // number of collects that have returned
   std::vector<std::atomic<int>> last_write(kPages);  // epoch seen before the page's last write
   for (auto &w : last_write) w = -1;
   std::atomic<bool> stop{false};
@@ -160,7 +160,8 @@ TEST_P(Dirty, ConcurrentWritesAreNeverLost) {
   };
   // At least 200 collects while the writer makes at least 50000 writes (bounded in time).
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while ((writes.load() < 50000 || epoch.load() < 200) && std::chrono::steady_clock::now() < deadline)
+  while ((writes.load() < 50000 || epoch.load() < 200) &&
+         std::chrono::steady_clock::now() < deadline)
     collect();
   stop = true;
   writer.join();
@@ -172,7 +173,8 @@ TEST_P(Dirty, ConcurrentWritesAreNeverLost) {
       EXPECT_EQ(last_report[i], -1) << "page " << i << " reported but never written";
     } else {
       written++;
-      EXPECT_GT(last_report[i], w) << "page " << i << ": a write after collect " << w << " was lost";
+      EXPECT_GT(last_report[i], w)
+          << "page " << i << ": a write after collect " << w << " was lost";
     }
   }
   EXPECT_GT(written, kPages / 2);
@@ -221,7 +223,7 @@ TEST_P(Dirty, ComposesWithTrappingProtection) {
   }
   ASSERT_EQ(rc, 0);
   log->prot_of(page_of(m, 2)) = Prot::read;  // (protected above, before the model knew)
-  write_byte(page_of(m, 1), 1);  // tracked, not protected: no user-visible trap
+  write_byte(page_of(m, 1), 1);              // tracked, not protected: no user-visible trap
   EXPECT_EQ(log->n(), 0);
   write_byte(page_of(m, 2), 1);  // protected: the user's handler sees it, once
   EXPECT_EQ(log->n(), 1);
@@ -247,7 +249,7 @@ TEST_P(Dirty, StartStopAndMisuse) {
   EXPECT_EQ(backend->dirty_start(m), -EBUSY);
   write_byte(m, 1);
   ASSERT_EQ(backend->dirty_stop(m), 0);
-  write_byte(page_of(m, 1), 1);  // untracked now
+  write_byte(page_of(m, 1), 1);           // untracked now
   ASSERT_EQ(backend->dirty_start(m), 0);  // a fresh start forgets the old record
   write_byte(page_of(m, 3), 1);
   ASSERT_EQ(backend->dirty_collect(m, 4 * kPageSize, bm), 0);

@@ -48,7 +48,7 @@ TEST_P(Traps, NoAccessPageTrapsOncePerMissingRight) {
 
   EXPECT_EQ(read_byte(m + 8), 42);  // trap 1: read, granted read
   EXPECT_EQ(read_byte(m + 9), 0);
-  write_byte(m + 10, 1);             // trap 2: write, granted rw
+  write_byte(m + 10, 1);  // trap 2: write, granted rw
   write_byte(m + 11, 1);
   EXPECT_EQ(read_byte(m + 10), 1);
   ASSERT_EQ(log->n(), 2);
@@ -73,7 +73,7 @@ TEST_P(Traps, ExecFromNonExecPageTrapsAsExec) {
   REQUIRE_FEATURE(Feature::protect_exec);
   char *m = map(1);
   log->cover(m);
-  m[0] = char(0xc3);  // ret
+  m[0] = char(0xc3);                              // ret
   ASSERT_EQ(protect(m, kPageSize, Prot::rw), 0);  // readable, writable, not exec
   auto fn = reinterpret_cast<void (*)()>(m);
   fn();  // trap: exec, granted rwx
@@ -97,7 +97,8 @@ TEST_P(Traps, EveryPageOfAProtectedRangeTrapsOnce) {
     write_byte(page_of(m, i) + i + 1, uint8_t(i));
   }
   ASSERT_EQ(log->n(), int(kPages));
-  for (size_t k = 0; k < kPages; k++) EXPECT_EQ(log->entries[k].addr, page_of(m, order[k]) + order[k]);
+  for (size_t k = 0; k < kPages; k++)
+    EXPECT_EQ(log->entries[k].addr, page_of(m, order[k]) + order[k]);
 }
 
 TEST_P(Traps, UnresolvedTrapRetriesUntilResolved) {
@@ -265,7 +266,8 @@ TEST_P(Batch, BatchedEqualsOneByOne) {
     ASSERT_EQ(backend->apply(batch), 0);
 
     log->cover(one);
-    for (size_t i = 0; i < kPages; i++) log->prot_of(page_of(one, i)) = log->prot_of(page_of(two, i)) = model[i];
+    for (size_t i = 0; i < kPages; i++)
+      log->prot_of(page_of(one, i)) = log->prot_of(page_of(two, i)) = model[i];
     for (size_t i = 0; i < kPages; i++) {
       for (char *base : {one, two}) {
         int before = log->n();
@@ -274,7 +276,8 @@ TEST_P(Batch, BatchedEqualsOneByOne) {
         write_byte(page_of(base, i), 1);
         bool write_trapped = log->n() != before + int(read_trapped);
         EXPECT_EQ(read_trapped, !allows(model[i], Prot::read)) << "seed " << seed << " page " << i;
-        EXPECT_EQ(write_trapped, !allows(model[i], Prot::write)) << "seed " << seed << " page " << i;
+        EXPECT_EQ(write_trapped, !allows(model[i], Prot::write))
+            << "seed " << seed << " page " << i;
       }
     }
     log->count = 0;
@@ -286,12 +289,12 @@ TEST_P(Errors, BadInputIsRefusedAndChangesNothing) {
   REQUIRE_FEATURE(Feature::trap);
   char *m = map(4);
   log->cover(m);
-  EXPECT_EQ(backend->protect(m + 1, kPageSize, Prot::read), -EINVAL);       // misaligned
-  EXPECT_EQ(backend->protect(m, 100, Prot::read), -EINVAL);                 // partial page
-  EXPECT_EQ(backend->protect(m, 0, Prot::read), -EINVAL);                   // empty
-  EXPECT_EQ(backend->protect(m, 5 * kPageSize, Prot::read), -EINVAL);       // past the end
+  EXPECT_EQ(backend->protect(m + 1, kPageSize, Prot::read), -EINVAL);  // misaligned
+  EXPECT_EQ(backend->protect(m, 100, Prot::read), -EINVAL);            // partial page
+  EXPECT_EQ(backend->protect(m, 0, Prot::read), -EINVAL);              // empty
+  EXPECT_EQ(backend->protect(m, 5 * kPageSize, Prot::read), -EINVAL);  // past the end
   alignas(kPageSize) static char outside[2 * kPageSize];
-  EXPECT_EQ(backend->protect(outside, kPageSize, Prot::read), -EINVAL);     // not managed
+  EXPECT_EQ(backend->protect(outside, kPageSize, Prot::read), -EINVAL);  // not managed
   const Change batch[] = {{m, kPageSize, Prot::read}, {m + 3, kPageSize, Prot::read}};
   EXPECT_EQ(backend->apply(batch), -EINVAL);  // the good first change is not applied
   write_byte(m, 1);

@@ -37,8 +37,8 @@ TEST(Registry, OpensExactlyTheBackendsTheProbeAccepts) {
     std::string why;
     std::unique_ptr<Backend> b = open(name, &why);
     EXPECT_EQ(b != nullptr, info.supported) << name << ": " << why;
-    printf("backend %s: %s%s\n", name.c_str(), info.supported ? "supported" : "unsupported: ",
-           info.why.c_str());
+    printf("backend %s: %s%s\n", name.c_str(),
+           info.supported ? "supported" : "unsupported: ", info.why.c_str());
     if (b) {
       EXPECT_EQ(b->name(), name);
       EXPECT_TRUE(info.why.empty());

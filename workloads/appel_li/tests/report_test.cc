@@ -26,12 +26,11 @@ TEST(Ratios, AbsentWithoutDune) {
 }
 
 TEST(Ratios, LinuxOverDuneForTheSamePrimitiveAndSize) {
-  std::vector<Result> rs = {result("appel1", "mprotect", 9000, 100),
-                            result("appel1", "dune", 3000, 100),
-                            result("dirty", "uffd", 500, 1024, 0.1),
-                            result("dirty", "dune", 250, 1024, 0.1),
-                            result("dirty", "uffd", 800, 4096, 0.1),  // dune has no 4096
-                            result("trap", "mprotect", 5000, 1)};     // dune has no trap
+  std::vector<Result> rs = {
+      result("appel1", "mprotect", 9000, 100), result("appel1", "dune", 3000, 100),
+      result("dirty", "uffd", 500, 1024, 0.1), result("dirty", "dune", 250, 1024, 0.1),
+      result("dirty", "uffd", 800, 4096, 0.1),  // dune has no 4096
+      result("trap", "mprotect", 5000, 1)};     // dune has no trap
   add_linux_dune_ratios(rs);
   ASSERT_TRUE(rs[0].linux_dune_ratio.has_value());
   EXPECT_DOUBLE_EQ(*rs[0].linux_dune_ratio, 3.0);

@@ -32,10 +32,18 @@ namespace dunegc::paging {
 
 // Access rights of a page. mprotect-like: `rw` is "unprotected" for a region from map().
 enum class Prot : uint8_t { none = 0, read = 1, write = 2, rw = 3, exec = 4, rx = 5, rwx = 7 };
-constexpr Prot operator|(Prot a, Prot b) { return Prot(uint8_t(a) | uint8_t(b)); }
-constexpr Prot operator&(Prot a, Prot b) { return Prot(uint8_t(a) & uint8_t(b)); }
-constexpr Prot without(Prot a, Prot b) { return Prot(uint8_t(a) & ~uint8_t(b)); }
-constexpr bool allows(Prot p, Prot need) { return (p & need) == need; }
+constexpr Prot operator|(Prot a, Prot b) {
+  return Prot(uint8_t(a) | uint8_t(b));
+}
+constexpr Prot operator&(Prot a, Prot b) {
+  return Prot(uint8_t(a) & uint8_t(b));
+}
+constexpr Prot without(Prot a, Prot b) {
+  return Prot(uint8_t(a) & ~uint8_t(b));
+}
+constexpr bool allows(Prot p, Prot need) {
+  return (p & need) == need;
+}
 const char *prot_name(Prot p);  // "none", "r", "rw", "rx", "rwx", ...
 
 enum class Access : uint8_t { read, write, exec };
@@ -83,9 +91,9 @@ enum class Feature : uint8_t {
   map2,                    // map_alias: one memory at two addresses
 };
 inline constexpr Feature kAllFeatures[] = {
-    Feature::trap,         Feature::trap_kernel_writes,  Feature::protect_none,
+    Feature::trap,         Feature::trap_kernel_writes,     Feature::protect_none,
     Feature::protect_exec, Feature::protect_while_tracking, Feature::dirty,
-    Feature::dirty_atomic, Feature::dirty_kernel_writes, Feature::accessed,
+    Feature::dirty_atomic, Feature::dirty_kernel_writes,    Feature::accessed,
     Feature::map2};
 const char *feature_name(Feature f);
 
