@@ -103,7 +103,7 @@ int main(int argc, char **argv) {
     }
   }
   if (!json_path.empty() && !writable(json_path)) {
-    fprintf(stderr, "appel-li: cannot write %s: %s\n", json_path.c_str(), strerror(errno));
+    fprintf(stderr, "appel-li: cannot write %s: %s\n", json_path.c_str(), strerrordesc_np(errno));
     return 1;
   }
 
@@ -113,7 +113,7 @@ int main(int argc, char **argv) {
   // the handler on another CPU (a cross-CPU wake-up per trap; see docs/paging.md).
   std::vector<int> cpus = allowed_cpus();
   if (cpus.empty() || !pin(cpus[0])) {
-    fprintf(stderr, "appel-li: cannot pin to a CPU: %s\n", strerror(errno));
+    fprintf(stderr, "appel-li: cannot pin to a CPU: %s\n", strerrordesc_np(errno));
     return 1;
   }
   std::vector<std::unique_ptr<dunegc::paging::Backend>> opened;
@@ -159,7 +159,7 @@ int main(int argc, char **argv) {
     bench::JsonWriter j;
     j.raw(appel_li::to_json(results, available, opened, cfg));
     if (!j.write_file(json_path)) {
-      fprintf(stderr, "appel-li: cannot write %s: %s\n", json_path.c_str(), strerror(errno));
+      fprintf(stderr, "appel-li: cannot write %s: %s\n", json_path.c_str(), strerrordesc_np(errno));
       return 1;
     }
   }

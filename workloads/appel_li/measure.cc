@@ -17,6 +17,7 @@
 //   map2    map a second view of a 100-page shared region (one map_alias call).
 // "protect" means Prot::none where the backend can protect reads (as Appel & Li did) and
 // read-only where it cannot (userfaultfd); every access that traps is a write.
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <numeric>
@@ -252,7 +253,7 @@ class Measurer {
     Region r(b_, n, Backing::anonymous);
     if (!r.p) return fail("map");
     if (b_.dirty_start(r.p) != 0) return fail("dirty_start");
-    size_t k = std::max<size_t>(1, size_t(double(n) * cfg_.dirty_fraction + 0.5));
+    size_t k = std::max<size_t>(1, size_t(std::lround(double(n) * cfg_.dirty_fraction)));
     std::vector<size_t> idx(n);
     std::iota(idx.begin(), idx.end(), 0);
     PageBitmap bm;

@@ -52,10 +52,12 @@ BackendInfo probe(std::string_view name) {
 
 std::unique_ptr<Backend> open(std::string_view name, std::string *why) {
   const Entry *e = find(name);
-  std::string reason = e ? std::string() : unknown(name);
-  if (e && !e->probe().ok) reason = e->probe().why;  // never open an unprobed backend
-  if (!reason.empty()) {
-    if (why) *why = reason;
+  if (!e) {
+    if (why) *why = unknown(name);
+    return nullptr;
+  }
+  if (!e->probe().ok) {  // never open a backend that its probe refused
+    if (why) *why = e->probe().why;
     return nullptr;
   }
   return e->make(why);

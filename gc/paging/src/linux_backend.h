@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstring>
 #include <memory>
 #include <span>
 #include <string>
@@ -61,6 +62,12 @@ class LinuxBackend : public Backend {
   std::atomic<FaultHandler> handler_{nullptr};
   std::atomic<void *> handler_arg_{nullptr};
 };
+
+// strerror(3) is not thread-safe; the description table is.
+inline const char *error_text(int err) {
+  const char *d = strerrordesc_np(err);
+  return d ? d : "unknown error";
+}
 
 // Probes (each runs once per process and caches its answer) and factories; backends.cc
 // dispatches by name and calls a factory only after its probe said yes. A factory can

@@ -179,11 +179,11 @@ const Probe &probe_mprotect() {
     Probe r;
     void *m = mmap(nullptr, kPageSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) {
-      r.why = std::string("mmap failed: ") + strerror(errno);
+      r.why = std::string("mmap failed: ") + error_text(errno);
       return r;
     }
     if (mprotect(m, kPageSize, PROT_READ) != 0) {
-      r.why = std::string("mprotect(PROT_READ) failed: ") + strerror(errno);
+      r.why = std::string("mprotect(PROT_READ) failed: ") + error_text(errno);
     } else {
       r.ok = true;
     }
@@ -196,7 +196,7 @@ const Probe &probe_mprotect() {
 std::unique_ptr<Backend> make_mprotect(std::string *why) {
   auto b = std::make_unique<MprotectBackend>();
   if (int e = b->init(); e != 0) {
-    if (why) *why = std::string("cannot install the SIGSEGV handler: ") + strerror(-e);
+    if (why) *why = std::string("cannot install the SIGSEGV handler: ") + error_text(-e);
     return nullptr;
   }
   return b;

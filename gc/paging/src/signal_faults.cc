@@ -86,7 +86,7 @@ int prepare_thread() {
   stack_t cur;
   if (sigaltstack(nullptr, &cur) != 0) return -errno;
   if (!(cur.ss_flags & SS_DISABLE)) return 0;  // has one already (ours, or ASan's)
-  const size_t stack = 64 * 1024, total = stack + kPageSize;
+  const size_t stack = size_t(64) * 1024, total = stack + kPageSize;
   void *mem = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) return -errno;
   mprotect(mem, kPageSize, PROT_NONE);  // guard page below the stack

@@ -86,13 +86,13 @@ Probe run_probe() {
   s.pagemap_fd = ::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
   s.clear_refs_fd = ::open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
   if (s.pagemap_fd < 0 || s.clear_refs_fd < 0) {
-    p.why = std::string("cannot open /proc/self/pagemap and clear_refs: ") + strerror(errno);
+    p.why = std::string("cannot open /proc/self/pagemap and clear_refs: ") + error_text(errno);
     return p;
   }
   auto *m = static_cast<volatile char *>(
       mmap(nullptr, 2 * kPageSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
   if (m == MAP_FAILED) {
-    p.why = std::string("mmap failed: ") + strerror(errno);
+    p.why = std::string("mmap failed: ") + error_text(errno);
     return p;
   }
   madvise(const_cast<char *>(m), 2 * kPageSize, MADV_NOHUGEPAGE);
@@ -106,7 +106,7 @@ Probe run_probe() {
   }
   munmap(const_cast<char *>(m), 2 * kPageSize);
   if (err) {
-    p.why = std::string("clear_refs/pagemap failed: ") + strerror(-err);
+    p.why = std::string("clear_refs/pagemap failed: ") + error_text(-err);
   } else if (!(e[0] & kPmSoftDirty)) {
     p.why =
         "pagemap bit 55 (soft-dirty) stayed clear on a page written after clear_refs=4: "

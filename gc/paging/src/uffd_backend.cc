@@ -53,14 +53,14 @@ int open_uffd(uint64_t features, std::string *why, uint64_t *available = nullptr
     if (user_mode_only) *user_mode_only = fd >= 0;
   }
   if (fd < 0) {
-    if (why) *why = std::string("userfaultfd(2) failed: ") + strerror(errno);
+    if (why) *why = std::string("userfaultfd(2) failed: ") + error_text(errno);
     return -1;
   }
   uffdio_api api{};
   api.api = UFFD_API;
   api.features = features;
   if (ioctl(fd, UFFDIO_API, &api) != 0) {
-    if (why) *why = std::string("UFFDIO_API failed: ") + strerror(errno);
+    if (why) *why = std::string("UFFDIO_API failed: ") + error_text(errno);
     close(fd);
     return -1;
   }
@@ -103,13 +103,13 @@ constexpr uint64_t kDirtyFeatures = kTrapFeatures | abi::kFeatureWpAsync;
 std::string check_pagemap_scan(int async_fd, int pagemap_fd) {
   char *m = static_cast<char *>(
       mmap(nullptr, 2 * kPageSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-  if (m == MAP_FAILED) return std::string("mmap failed: ") + strerror(errno);
+  if (m == MAP_FAILED) return std::string("mmap failed: ") + error_text(errno);
   uintptr_t a = reinterpret_cast<uintptr_t>(m);
   std::string why;
   if (uffd_range(async_fd, UFFDIO_REGISTER, a, 2 * kPageSize, UFFDIO_REGISTER_MODE_WP) != 0 ||
       uffd_range(async_fd, UFFDIO_WRITEPROTECT, a, 2 * kPageSize, UFFDIO_WRITEPROTECT_MODE_WP) !=
           0) {
-    why = std::string("UFFDIO_REGISTER/WRITEPROTECT (WP_ASYNC) failed: ") + strerror(errno);
+    why = std::string("UFFDIO_REGISTER/WRITEPROTECT (WP_ASYNC) failed: ") + error_text(errno);
   } else {
     m[kPageSize] = 1;
     abi::PageRegion vec[4];
@@ -125,7 +125,7 @@ std::string check_pagemap_scan(int async_fd, int pagemap_fd) {
       arg.category_mask = arg.return_mask = abi::kPageIsWritten;
       found[round] = ioctl(pagemap_fd, abi::kPagemapScan, &arg);
       if (found[round] < 0)
-        why = std::string("PAGEMAP_SCAN failed: ") + strerror(errno) + " (needs Linux 6.7+)";
+        why = std::string("PAGEMAP_SCAN failed: ") + error_text(errno) + " (needs Linux 6.7+)";
       else if (round == 0 &&
                (found[0] != 1 || vec[0].start != a + kPageSize || vec[0].end != a + 2 * kPageSize))
         why = "PAGEMAP_SCAN did not report exactly the one written page";
@@ -161,7 +161,7 @@ Probe run_probe() {
   if (async_fd < 0) return p;
   int pagemap_fd = ::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
   if (pagemap_fd < 0) {
-    p.why = std::string("cannot open /proc/self/pagemap: ") + strerror(errno);
+    p.why = std::string("cannot open /proc/self/pagemap: ") + error_text(errno);
   } else {
     p.why = check_pagemap_scan(async_fd, pagemap_fd);
     close(pagemap_fd);
@@ -337,7 +337,7 @@ class UffdBackend final : public LinuxBackend {
 
  private:
   static int fail(std::string *why, const char *what, int e = 0) {
-    if (why) *why = std::string(what) + ": " + strerror(e ? -e : errno);
+    if (why) *why = std::string(what) + ": " + error_text(e ? -e : errno);
     return e ? e : -errno;
   }
 
@@ -407,7 +407,7 @@ class UffdBackend final : public LinuxBackend {
   }
 
   [[noreturn]] static void die(const char *what, int err) {
-    fprintf(stderr, "dunegc paging (uffd): %s: %s\n", what, strerror(err));
+    fprintf(stderr, "dunegc paging (uffd): %s: %s\n", what, error_text(err));
     abort();
   }
 
