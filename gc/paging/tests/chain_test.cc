@@ -84,5 +84,38 @@ TEST_P(Chaining, ClosingTheBackendRestoresThePreviousHandler) {
 
 INSTANTIATE_FOR_ALL_BACKENDS(Chaining);
 
+// Every backend that traps, open at once (as appel-li keeps them): each fault reaches the
+// handler of the backend that owns the page, and no other.
+TEST(SeveralBackends, EachFaultReachesItsOwnBackend) {
+  struct Open {
+    std::unique_ptr<Backend> b;
+    std::unique_ptr<TrapLog> log;
+    char *page;
+  };
+  std::vector<Open> all;
+  for (const std::string &name : backend_names()) {
+    auto b = open(name);
+    if (!b || !b->supports(Feature::trap).ok) continue;
+    Open o{std::move(b), std::make_unique<TrapLog>(), nullptr};
+    void *p = nullptr;
+    ASSERT_EQ(o.b->map(kPageSize, Backing::anonymous, &p), 0);
+    o.page = static_cast<char *>(p);
+    o.log->cover(p);
+    o.b->set_fault_handler(log_and_grant, o.log.get());
+    ASSERT_EQ(o.b->protect(p, kPageSize, Prot::read), 0);
+    o.log->prot_of(p) = Prot::read;
+    all.push_back(std::move(o));
+  }
+  if (all.size() < 2) GTEST_SKIP() << "fewer than two trapping backends work here";
+  for (size_t k = 0; k < all.size(); k++) {
+    write_byte(all[k].page, 1);
+    for (size_t j = 0; j < all.size(); j++)
+      EXPECT_EQ(all[j].log->n(), j <= k ? 1 : 0)
+          << all[j].b->name() << " after a write to " << all[k].b->name() << "'s page";
+  }
+  // Destroy the backends before their logs (a uffd handler thread may still use its log).
+  for (Open &o : all) o.b.reset();
+}
+
 }  // namespace
 }  // namespace dunegc::paging::test
