@@ -99,7 +99,7 @@ int LinuxBackend::add_region(uintptr_t base, size_t pages, Backing backing, int 
 }
 
 int LinuxBackend::map(size_t len, Backing backing, void **out) {
-  if (len == 0 || !out) return -EINVAL;
+  if (len == 0 || len > (size_t(1) << 47) || !out) return -EINVAL;  // beyond any address space
   size_t pages = (len + kPageSize - 1) / kPageSize;
   int fd = -1;
   if (backing == Backing::shared) {

@@ -305,6 +305,7 @@ TEST_P(Errors, BadInputIsRefusedAndChangesNothing) {
   EXPECT_EQ(backend->unmap(outside), -EINVAL);
   void *p = nullptr;
   EXPECT_EQ(backend->map(0, Backing::anonymous, &p), -EINVAL);
+  EXPECT_EQ(backend->map(SIZE_MAX, Backing::anonymous, &p), -EINVAL);
   EXPECT_EQ(backend->unmap(m), 0);
   EXPECT_EQ(backend->unmap(m), -EINVAL);  // twice
 }

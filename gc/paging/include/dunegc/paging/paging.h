@@ -10,7 +10,9 @@
 // Errors: calls return 0 or a negative errno. -EINVAL: not page aligned, or not inside one
 // region of this backend. -EOPNOTSUPP: the backend lacks that feature (supports() says
 // why). -EBUSY: the request conflicts with the region's state (e.g. uffd cannot trap in a
-// region it is tracking). Bad input changes nothing.
+// region it is tracking). Bad input changes nothing; a system call failing part-way through
+// a batch (ENOMEM once mprotect has split vm.max_map_count VMAs) leaves the changes before
+// it applied.
 //
 // The public headers are C++17, so that a program need not be built as C++20 to use them.
 //
