@@ -7,12 +7,15 @@
 #
 #   dunegc_add_qemu_test(<name> COMMANDS <guest shell command>...
 #                        [BINARIES <targets or files>...] [MODULES <kvm-amd|dune|...>...]
-#                        [TIMEOUT <s>] [MEMORY <MiB>] [EXPECT_FAILURE <kind>])
+#                        [TIMEOUT <s>] [COMMAND_TIMEOUT <s>] [MEMORY <MiB>]
+#                        [EXPECT_FAILURE <kind>])
 #       One ctest (label `qemu`) that builds an initramfs from the built binaries, boots it,
 #       loads MODULES (guest kernel modules by name with their modules.dep dependencies;
 #       `dune` is this project's kmod/ build), runs each command in order and passes when
 #       all exit 0 with no oops/BUG/WARNING/lockup/stall/panic/hang in the guest. TIMEOUT is
-#       the guest's wall-clock limit (default 180 s). Prints "SKIPPED: <reason>" (ctest:
+#       the guest's wall-clock limit (default 180 s); a command still running after
+#       COMMAND_TIMEOUT (default 3/4 of TIMEOUT) gets its tasks' states and kernel stacks
+#       printed and is killed. Prints "SKIPPED: <reason>" (ctest:
 #       skipped) when qemu, the kernel image, its modules or busybox-static are missing, or
 #       when MODULES names dune and kmod/ cannot be built here.
 #       EXPECT_FAILURE (kernel|boot|module|command|timeout|exit) inverts the verdict: for the
@@ -57,7 +60,8 @@ function(dunegc_add_guest_executable name)
 endfunction()
 
 function(dunegc_add_qemu_test name)
-  cmake_parse_arguments(A "" "TIMEOUT;MEMORY;EXPECT_FAILURE" "COMMANDS;BINARIES;MODULES" ${ARGN})
+  cmake_parse_arguments(A "" "TIMEOUT;COMMAND_TIMEOUT;MEMORY;EXPECT_FAILURE"
+                        "COMMANDS;BINARIES;MODULES" ${ARGN})
   if(NOT DUNEGC_QEMU_TESTS OR NOT DUNEGC_BUILD_TESTS)
     return()
   endif()
@@ -73,6 +77,9 @@ function(dunegc_add_qemu_test name)
   set(args run --name ${name} --workdir ${CMAKE_CURRENT_BINARY_DIR}/qemu/${name}
       --kernel ${DUNEGC_QEMU_KERNEL} --modules-dir /lib/modules/${DUNEGC_KERNEL_RELEASE}
       --timeout ${A_TIMEOUT})
+  if(A_COMMAND_TIMEOUT)
+    list(APPEND args --command-timeout ${A_COMMAND_TIMEOUT})
+  endif()
   if(A_MEMORY)
     list(APPEND args --memory ${A_MEMORY})
   endif()

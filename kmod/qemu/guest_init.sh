@@ -8,6 +8,7 @@
 #   DUNEQEMU BOOTED <uptime>     DUNEQEMU MODULE <file> rc=<n>
 #   DUNEQEMU BEGIN <i>           DUNEQEMU END <i> rc=<n>
 #   DUNEQEMU DONE
+# Each command runs in its own session, under a watchdog (/dunegc/command_timeout).
 /bin/busybox --install -s /bin
 export PATH=/dunegc/bin:/bin HOME=/tmp
 mount -t proc proc /proc
@@ -41,12 +42,35 @@ while read -r mod; do
   [ $rc -eq 0 ] || finish
 done </dunegc/modules.list
 
+# A command still running after the per-command limit gets its tasks' states and kernel
+# stacks printed (what a hang looks like from the inside), then is killed (rc 137).
+limit=$(cat /dunegc/command_timeout)
+diagnose() {
+  echo "DUNEQEMU command $1 still running after ${limit}s: tasks and kernel stacks"
+  for d in /proc/[0-9]*; do
+    cmd=$(tr '\0' ' ' <"$d/cmdline" 2>/dev/null)
+    [ -n "$cmd" ] || continue # kernel threads
+    echo "--- pid ${d#/proc/}: $cmd"
+    grep -E '^(State|SigPnd|ShdPnd|SigBlk|SigCgt)' "$d/status"
+    cat "$d/stack" 2>/dev/null
+  done
+}
 i=0
 while IFS= read -r cmd; do
   i=$((i + 1))
   mark BEGIN $i
-  (cd /tmp && sh -c "$cmd") </dev/null
+  (cd /tmp && exec setsid sh -c "$cmd") </dev/null &
+  pid=$!
+  (
+    trap 'kill $nap 2>/dev/null; exit 0' TERM
+    sleep "$limit" &
+    nap=$!
+    wait $nap && diagnose $i && kill -9 -"$pid"
+  ) &
+  watchdog=$!
+  wait $pid
   rc=$?
+  kill $watchdog 2>/dev/null
   mark END $i rc=$rc
 done </dunegc/commands
 finish

@@ -193,6 +193,8 @@ def build_initramfs(args, workdir):
         f.write("".join(f"{m}\n" for m in loaded))
     with open(os.path.join(root, "dunegc/commands"), "w") as f:
         f.write("".join(f"{c}\n" for c in args.command))
+    with open(os.path.join(root, "dunegc/command_timeout"), "w") as f:
+        f.write(f"{int(args.command_timeout or max(10, args.timeout * 3 // 4))}\n")
 
     files = []
     for dirpath, dirnames, filenames in os.walk(root):
@@ -357,7 +359,7 @@ def report(v, console, commands, title):
             print(lines[j])
     for i in range(1, len(commands) + 1):
         if v.results.get(i, 0) != 0 or i == v.running:
-            out = [j for j in command_output(lines, i) if j not in shown][-60:]
+            out = [j for j in command_output(lines, i) if j not in shown][-150:]
             print(f"--- output of command {i} (last {len(out)} lines not shown above) ---")
             print("\n".join(lines[j] for j in out))
     if not v.kernel_lines and ("timeout" in v.kinds() or "exit" in v.kinds()):
@@ -395,6 +397,10 @@ def main():
     r.add_argument("--module-file", action="append", default=[], help="a .ko built here")
     r.add_argument("--command", action="append", default=[], help="guest shell command")
     r.add_argument("--timeout", type=float, default=120, help="wall-clock limit (s)")
+    r.add_argument("--command-timeout", type=float, default=0,
+                   help="per-command limit in the guest, after which the command's tasks "
+                        "and kernel stacks are printed and it is killed (default 3/4 of "
+                        "--timeout)")
     r.add_argument("--memory", type=int, default=1024, help="guest memory (MiB)")
     r.add_argument("--smp", type=int, default=2)
     r.add_argument("--cpu", default="qemu64,+svm,+npt")
