@@ -55,22 +55,28 @@ diagnose() {
     cat "$d/stack" 2>/dev/null
   done
 }
+# The command runs in the foreground (a background job would start with SIGINT and SIGQUIT
+# ignored), in a session of its own whose id the watchdog reads from /run/dunegc.sid.
+watchdog() {
+  trap 'kill $nap 2>/dev/null; exit 0' TERM
+  sleep "$limit" &
+  nap=$!
+  wait $nap || exit 0
+  diagnose $1
+  kill -9 -"$(cat /run/dunegc.sid)"
+}
+mkdir -p /run
 i=0
 while IFS= read -r cmd; do
   i=$((i + 1))
   mark BEGIN $i
-  (cd /tmp && exec setsid sh -c "$cmd") </dev/null &
-  pid=$!
-  (
-    trap 'kill $nap 2>/dev/null; exit 0' TERM
-    sleep "$limit" &
-    nap=$!
-    wait $nap && diagnose $i && kill -9 -"$pid"
-  ) &
-  watchdog=$!
-  wait $pid
+  rm -f /run/dunegc.sid
+  watchdog $i &
+  wd=$!
+  (cd /tmp && exec setsid sh -c 'echo $$ >/run/dunegc.sid && exec sh -c "$0"' "$cmd") </dev/null
   rc=$?
-  kill $watchdog 2>/dev/null
+  kill $wd 2>/dev/null
+  wait $wd 2>/dev/null
   mark END $i rc=$rc
 done </dunegc/commands
 finish

@@ -46,10 +46,20 @@ dtest_fail(const char *file, int line, const char *expr, long a, long b)
 			dtest_fail(__FILE__, __LINE__, #a " == " #b, _a, _b);               \
 	} while (0)
 
+/* waitpid() for one child, through interruptions; returns its status. */
+static inline int dtest_wait(pid_t pid, int options)
+{
+	int status, r;
+
+	while ((r = waitpid(pid, &status, options)) < 0 && errno == EINTR)
+		;
+	CHECK_EQ(r, pid);
+	return status;
+}
+
 /* Runs fn in a forked child (normal mode at the start) and returns its wait status. */
 static inline int dtest_child(void (*fn)(void *), void *arg)
 {
-	int status;
 	pid_t pid = fork();
 
 	if (pid == 0) {
@@ -57,12 +67,18 @@ static inline int dtest_child(void (*fn)(void *), void *arg)
 		exit(0);
 	}
 	CHECK(pid > 0);
-	CHECK_EQ(waitpid(pid, &status, 0), pid);
-	return status;
+	return dtest_wait(pid, 0);
 }
 
-#define EXITED_WITH(status, code) (WIFEXITED(status) && WEXITSTATUS(status) == (code))
-#define KILLED_BY(status, sig) (WIFSIGNALED(status) && WTERMSIG(status) == (sig))
+static inline int EXITED_WITH(int status, int code)
+{
+	return WIFEXITED(status) && WEXITSTATUS(status) == code;
+}
+
+static inline int KILLED_BY(int status, int sig)
+{
+	return WIFSIGNALED(status) && WTERMSIG(status) == sig;
+}
 
 static inline int dtest_main(int argc, char **argv, const struct dtest_case *cases, int n)
 {
