@@ -19,8 +19,10 @@ mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm
 
+# Held open for the whole run: reopening the port for each marker lost some of them.
+exec 9>/dev/ttyS1
 mark() {
-  echo "DUNEQEMU $*" >/dev/ttyS1
+  echo "DUNEQEMU $*" >&9
   echo "DUNEQEMU $*"
 }
 finish() {
@@ -73,7 +75,7 @@ while IFS= read -r cmd; do
   rm -f /run/dunegc.sid
   watchdog $i &
   wd=$!
-  (cd /tmp && exec setsid sh -c 'echo $$ >/run/dunegc.sid && exec sh -c "$0"' "$cmd") </dev/null
+  (cd /tmp && exec setsid sh -c 'echo $$ >/run/dunegc.sid && exec sh -c "$0"' "$cmd") </dev/null 9>&-
   rc=$?
   kill $wd 2>/dev/null
   wait $wd 2>/dev/null
