@@ -241,6 +241,8 @@ void drt_guest_boot(void)
 	struct dtr gdtr = { sizeof(cpu->gdt) - 1, (uint64_t)cpu->gdt };
 	struct dtr idtr = { sizeof(idt) - 1, (uint64_t)idt };
 
+	/* A forked child's copy of the GDT has the TSS marked busy by the parent's LTR. */
+	cpu->gdt[8] &= ~(0x2ULL << 40);
 	asm volatile("lgdt %0" : : "m"(gdtr));
 	asm volatile("ltr %w0" : : "r"((uint16_t)SEL_TSS));
 	asm volatile("lidt %0" : : "m"(idtr));
