@@ -477,6 +477,7 @@ static void svm_run(struct dune_vcpu *v, struct dune_exit *exit)
 	wrmsrl(MSR_EFER, efer | EFER_SVME);
 	rdmsrl(MSR_VM_HSAVE_PA, hsave);
 	wrmsrl(MSR_VM_HSAVE_PA, __pa(sc->hsave));
+	current->flags |= PF_VCPU; /* a tick that ended guest mode counts as guest (user) time */
 	__dune_svm_run(__pa(vmcb), v->regs, __pa(sc->host_save));
 	wrmsrl(MSR_VM_HSAVE_PA, hsave);
 	wrmsrl(MSR_EFER, efer);
@@ -484,6 +485,9 @@ static void svm_run(struct dune_vcpu *v, struct dune_exit *exit)
 	if (hw_breakpoint_active())
 		hw_breakpoint_restore();
 	local_irq_enable(); /* the interrupt that ended guest mode is taken here */
+	local_irq_disable();
+	current->flags &= ~PF_VCPU;
+	local_irq_enable();
 
 	v->regs[DUNE_REG_RAX] = vmcb->save.rax;
 	v->regs[DUNE_REG_RSP] = vmcb->save.rsp;

@@ -8,6 +8,9 @@
  * registers and the FPU state. drt_enter() turns the calling thread into a Dune thread and
  * returns 0 there (CPL 0, same stack, same registers), like libdune's dune_enter().
  *
+ * The vDSO gets no special mapping: it is reachable only when it lies in the stack window,
+ * so tests call time functions through syscall().
+ *
  * When Dune mode ends, the thread runs drt's exit path in normal mode: DUNE_RET_EXIT calls
  * the real exit or exit_group with the status, DUNE_RET_SIGNAL re-enters, anything else
  * prints one line and calls exit_group(DRT_STATUS(ret)).

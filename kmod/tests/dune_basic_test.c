@@ -13,7 +13,9 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <sys/uio.h>
 
 static void init_enter(void)
@@ -82,6 +84,30 @@ static void case_enter(void)
 	CHECK_EQ(drt_read_cr3() & ~0xfffULL, pml4);
 	CHECK_EQ(getpid(), pid);           /* a VMMCALL to the host's getpid */
 	CHECK_EQ(syscall(SYS_gettid), pid);
+}
+
+static double seconds(struct timeval t)
+{
+	return t.tv_sec + t.tv_usec / 1e6;
+}
+
+/* Time the thread spends in guest mode is user time (the guest is the program). */
+static void case_accounting(void)
+{
+	struct timespec start, now;
+	struct rusage ru;
+
+	init_enter();
+	/* (the system call, not the vDSO, which drt's page table may not cover) */
+	syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &start);
+	do { /* about a second of guest execution, with a syscall every so often */
+		for (volatile int i = 0; i < 1000000; i++)
+			;
+		syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &now);
+	} while ((now.tv_sec - start.tv_sec) * 1000000000L + now.tv_nsec - start.tv_nsec <
+		 1000000000L);
+	CHECK_EQ(getrusage(RUSAGE_SELF, &ru), 0);
+	CHECK(seconds(ru.ru_utime) > 4 * seconds(ru.ru_stime));
 }
 
 static void case_syscalls(void)
@@ -383,6 +409,7 @@ static void case_unload(void)
 static const struct dtest_case cases[] = {
 	{ "abi", case_abi, "ioctl numbers, layout, bad arguments refused" },
 	{ "enter", case_enter, "DUNE_ENTER: CPL 0, own CR3, same process" },
+	{ "accounting", case_accounting, "guest execution is accounted as user time" },
 	{ "syscalls", case_syscalls, "1e5 VMMCALL syscalls, file I/O, pipes, errors" },
 	{ "memory", case_memory, "malloc/mmap/mremap/mprotect after entry" },
 	{ "exit-status", case_exit_status, "exit(42) in Dune mode is the process's status" },
