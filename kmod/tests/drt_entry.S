@@ -13,6 +13,19 @@
 
 #define NR_ioctl 16
 
+/* ioctl(fd = rdi, DUNE_ENTER, conf = rsi), keeping fd in r12 and conf in r13 (the kernel
+ * preserves both); on 0, Dune mode has ended: on to drt_after_ioctl. */
+.macro DUNE_ENTER_IOCTL
+	mov	%rdi, %r12
+	mov	%rsi, %r13
+	mov	%rsi, %rdx
+	mov	$IOCTL_DUNE_ENTER, %esi
+	mov	$NR_ioctl, %eax
+	syscall
+	test	%rax, %rax
+	jz	drt_after_ioctl
+.endm
+
 	.text
 
 /* int drt_enter_asm(int fd, struct dune_config *conf): -errno, or 0 in guest mode */
@@ -27,14 +40,7 @@ drt_enter_asm:
 	push	%r14
 	push	%r15
 	mov	%rsp, DUNE_CFG_RSP(%rsi)
-	mov	%rdi, %r12
-	mov	%rsi, %r13
-	mov	%rsi, %rdx
-	mov	$IOCTL_DUNE_ENTER, %esi
-	mov	$NR_ioctl, %eax
-	syscall
-	test	%rax, %rax
-	jz	drt_after_ioctl
+	DUNE_ENTER_IOCTL
 	pop	%r15			/* never entered: return the error */
 	pop	%r14
 	pop	%r13
@@ -59,14 +65,7 @@ drt_after_ioctl:
 	.globl	drt_reenter
 	.type	drt_reenter, @function
 drt_reenter:
-	mov	%rdi, %r12
-	mov	%rsi, %r13
-	mov	%rsi, %rdx
-	mov	$IOCTL_DUNE_ENTER, %esi
-	mov	$NR_ioctl, %eax
-	syscall
-	test	%rax, %rax
-	jz	drt_after_ioctl
+	DUNE_ENTER_IOCTL
 	mov	%rax, DUNE_CFG_STATUS(%r13)
 	movq	$DUNE_RET_NOENTER, DUNE_CFG_RET(%r13)
 	jmp	drt_after_ioctl
