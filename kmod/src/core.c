@@ -27,6 +27,7 @@ MODULE_LICENSE("GPL");
 MODULE_DESCRIPTION("Dune: direct access to privileged CPU features for Linux processes (AMD SVM)");
 
 const struct dune_vendor *dune_vendor;
+struct dune_counts dune_counts;
 static atomic64_t vcpu_serial;
 
 struct vm_ref {
@@ -108,7 +109,16 @@ static struct dune_vcpu *vcpu_create(struct dune_vm *vm, const struct dune_confi
 	INIT_LIST_HEAD(&v->park_link);
 	conf_to_vcpu(conf, v);
 	dune_vendor->vcpu_init(v, conf);
+	atomic_long_inc(&dune_counts.vcpus);
 	return v;
+}
+
+/* For a vcpu that never joined its vm's list. */
+static void vcpu_free(struct dune_vcpu *v)
+{
+	dune_mmu_drop_cache(v);
+	dune_vendor->vcpu_free(v);
+	atomic_long_dec(&dune_counts.vcpus);
 }
 
 static void vcpu_destroy(struct dune_vcpu *v)
@@ -116,8 +126,7 @@ static void vcpu_destroy(struct dune_vcpu *v)
 	spin_lock(&v->vm->lock);
 	list_del(&v->vm_link);
 	spin_unlock(&v->vm->lock);
-	dune_mmu_drop_cache(v);
-	dune_vendor->vcpu_free(v);
+	vcpu_free(v);
 }
 
 /* Marks v as this thread's running vcpu; -EBUSY if the thread already runs one. */
@@ -278,7 +287,7 @@ static long ioctl_enter(struct dune_file *df, struct dune_config __user *uconf)
 		if (resumed)
 			park(df, v);
 		else
-			dune_vendor->vcpu_free(v);
+			vcpu_free(v);
 		return r;
 	}
 
@@ -449,9 +458,18 @@ static int __init dune_init(void)
 
 static void __exit dune_exit(void)
 {
+	long vms, vcpus, tables, pinned;
+
 	misc_deregister(&dune_misc);
 	dune_mmu_synchronize(); /* vm_free() callbacks still queued by the last puts */
 	dune_vendor->exit();
+	vms = atomic_long_read(&dune_counts.vms);
+	vcpus = atomic_long_read(&dune_counts.vcpus);
+	tables = atomic_long_read(&dune_counts.tables);
+	pinned = atomic_long_read(&dune_counts.pinned);
+	WARN(vms || vcpus || tables || pinned,
+	     "dune: unloading with %ld vms, %ld vcpus, %ld nested table pages, %ld pinned pages\n",
+	     vms, vcpus, tables, pinned);
 }
 
 module_init(dune_init);

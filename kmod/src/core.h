@@ -136,6 +136,15 @@ struct dune_vendor {
 
 extern const struct dune_vendor *dune_vendor;
 
+/*
+ * What the module holds, counted so that unloading can prove it all came back: any
+ * non-zero count at module exit is a leak and WARNs (every QEMU suite ends with rmmod).
+ */
+struct dune_counts {
+	atomic_long_t vms, vcpus, tables, pinned;
+};
+extern struct dune_counts dune_counts;
+
 /* svm.c */
 const struct dune_vendor *dune_svm_init(void);
 

@@ -150,8 +150,10 @@ static bool zap_leaf(u64 *entry, void *arg)
 	u64 old = *entry;
 
 	WRITE_ONCE(*entry, 0);
-	if (!(old & fmt()->sw_nopage))
+	if (!(old & fmt()->sw_nopage)) {
 		put_page(pfn_to_page((old & PT_ADDR_MASK) >> PAGE_SHIFT));
+		atomic_long_dec(&dune_counts.pinned);
+	}
 	return true;
 }
 
@@ -181,6 +183,7 @@ static void free_tables(u64 *table, int level)
 		} else {
 			free_tables(pt_table(table[i]), level - 1);
 			free_page((unsigned long)pt_table(table[i]));
+			atomic_long_dec(&dune_counts.tables);
 			table[i] = 0;
 		}
 	}
@@ -243,6 +246,7 @@ static u64 *walk_create(struct dune_vcpu *v, u64 gpa)
 			if (WARN_ON_ONCE(!v->pt_cached))
 				return NULL;
 			WRITE_ONCE(*entry, __pa(v->pt_cache[--v->pt_cached]) | fmt()->table);
+			atomic_long_inc(&dune_counts.tables);
 		}
 		table = pt_table(*entry);
 	}
@@ -349,6 +353,8 @@ int dune_mmu_fault(struct dune_vcpu *v, u64 gpa, bool write)
 		zap_leaf(entry, NULL);
 	}
 	WRITE_ONCE(*entry, frame);
+	if (page)
+		atomic_long_inc(&dune_counts.pinned);
 	spin_unlock(&vm->lock);
 	if (replaced)
 		vm_flush(vm);
@@ -383,6 +389,7 @@ static struct mmu_notifier *vm_alloc(struct mm_struct *mm)
 	vm->stack_hva = layout.base_stack;
 	spin_lock_init(&vm->lock);
 	INIT_LIST_HEAD(&vm->vcpus);
+	atomic_long_inc(&dune_counts.vms);
 	return &vm->mn;
 }
 
@@ -396,6 +403,7 @@ static void vm_free(struct mmu_notifier *mn)
 	free_page((unsigned long)vm->root);
 	free_cpumask_var(vm->running);
 	kfree(vm);
+	atomic_long_dec(&dune_counts.vms);
 }
 
 static int vm_invalidate_start(struct mmu_notifier *mn, const struct mmu_notifier_range *range)
