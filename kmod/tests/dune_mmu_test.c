@@ -9,6 +9,7 @@
 #include "dtest.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 
@@ -152,6 +153,41 @@ static void case_protect(void)
 	CHECK(EXITED_WITH(dtest_child(read_after_munmap, NULL), stopped));
 }
 
+static volatile int *remapped;
+static volatile int stop_echo;
+
+/* Another Dune thread, on the other CPU: echoes p[0] * 2 into p[1], on whatever page is
+ * mapped there now. */
+static void *echo(void *arg)
+{
+	(void)arg;
+	CHECK_EQ(drt_enter(), 0);
+	while (!stop_echo)
+		remapped[1] = remapped[0] * 2;
+	return NULL;
+}
+
+static void case_cross_thread(void)
+{
+	pthread_t t;
+
+	CHECK_EQ(drt_init(), 0); /* this thread stays in normal mode: it sees the host's truth */
+	remapped = (volatile int *)map_page();
+	CHECK_EQ(pthread_create(&t, NULL, echo, NULL), 0);
+	for (int k = 1; k <= 200; k++) {
+		/* A fresh page replaces the one the other thread is using in guest mode: its
+		 * leaf is zapped and its CPU kicked out, or it would go on with the old page
+		 * and never answer on this one. */
+		CHECK(mmap((void *)remapped, PAGE, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == remapped);
+		remapped[0] = k;
+		while (remapped[1] != 2 * k)
+			;
+	}
+	stop_echo = 1;
+	CHECK_EQ(pthread_join(t, NULL), 0);
+}
+
 /* A VM_PFNMAP mapping (/dev/mem, here the BIOS ROM below 1 MiB) is mirrored too. */
 static void case_pfnmap(void)
 {
@@ -233,6 +269,8 @@ static const struct dtest_case cases[] = {
 	{ "dontneed", case_dontneed, "MADV_DONTNEED: the guest sees the fresh page" },
 	{ "replace", case_replace, "MAP_FIXED replacement: the guest sees the new file" },
 	{ "fork-cow", case_fork_cow, "fork's copy-on-write splits parent and child" },
+	{ "cross-thread", case_cross_thread,
+	  "remapping a page another Dune thread uses: it moves to the new page" },
 	{ "protect", case_protect, "mprotect/munmap take effect in the guest" },
 	{ "pfnmap", case_pfnmap, "a /dev/mem (VM_PFNMAP) mapping reads the same in the guest" },
 	{ "guest-page-faults", case_guest_page_faults,
