@@ -239,6 +239,7 @@ Span *PageHeap::allocate(size_t npages, SpanState state) {
   s->next = s->prev = nullptr;
   s->used = s->bump = 0;
   s->client = 0;
+  s->side = nullptr;
   return s;
 }
 

@@ -75,10 +75,14 @@ TEST(SizeClasses, BuildFreeListSkipsLiveObjectsInAddressOrder) {
   s.nobjs = 128;
   s.npages = 2;
   s.clear_bits();
-  for (unsigned i = 0; i < 128; i += 3) s.set_bit(i);
+  uint64_t live[2] = {};
+  for (unsigned i = 0; i < 128; i += 3) {
+    s.set_bit(i);
+    live[i / 64] |= uint64_t{1} << (i % 64);
+  }
   memset(mem, 0xab, sizeof mem);
   unsigned n = 0;
-  void *head = build_free_list(&s, s.bits, true, &n);
+  void *head = build_free_list(&s, live, true, &n);
   unsigned expect = 0, seen = 0;
   for (unsigned i = 0; i < 128; i++) expect += !s.test_bit(i);
   EXPECT_EQ(n, expect);

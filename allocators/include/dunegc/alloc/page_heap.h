@@ -87,6 +87,8 @@ class PageHeap {
     return p - base_ < frontier_off_.load(std::memory_order_relaxed);
   }
   uintptr_t base() const { return base_; }
+  // The pagemap itself, for lookups that have already range-checked against frontier().
+  const std::atomic<Span *> *pagemap() const { return pagemap_; }
   // End of the range ever committed (the frontier).
   uintptr_t frontier() const { return base_ + frontier_off_.load(std::memory_order_relaxed); }
 

@@ -5,7 +5,8 @@
 // space without its metadata moving with it. A span is free (owned by the PageHeap), small
 // (objects of one size class) or large (one object). The first cache line holds what a
 // pointer lookup reads; the second is a per-object bitmap whose meaning belongs to the
-// client (the collector keeps mark bits there; the manual heap leaves it unused).
+// client (the collector records there which uncollectable objects are allocated; the
+// manual heap leaves it unused), as does the `side` array a client may attach.
 #pragma once
 
 #include <atomic>
@@ -47,6 +48,7 @@ struct Span {
   Span *prev = nullptr;
   uint64_t epoch = 0;       // free: PageHeap tick when freed; in use: the client's
   uintptr_t client = 0;     // client word (the collector: a large typed object's layout)
+  void *side = nullptr;     // client's per-span side array (the collector: mark bytes)
 
   // --- line 2: the client's per-object bitmap ---
   alignas(64) std::atomic<uint64_t> bits[kMaxObjectsPerSpan / 64];
@@ -115,10 +117,11 @@ struct SpanList {
   }
 };
 
-// Threads a free list through the objects of a small span whose bit in `live` is clear,
+// Threads a free list through the objects of a small span whose bit in `live` is clear
+// (live == nullptr: all of them),
 // in address order, and returns its head (nullptr when every object is live); *nfree gets
 // the count. With zero, each free object is cleared first (callers that hand out memory
 // as zeroed pass true unless the span's pages are known to be zero).
-void *build_free_list(Span *s, const std::atomic<uint64_t> *live, bool zero, unsigned *nfree);
+void *build_free_list(Span *s, const uint64_t *live, bool zero, unsigned *nfree);
 
 }  // namespace dunegc::alloc
