@@ -570,7 +570,7 @@ void Collector::collect_locked() {
 
   marker_.drain();
   fin_.process(marker_, heap_, settings.java_finalization);
-  if (settings.verify) verify_marks(heap_, marker_.roots(), settings.interior);
+  if (settings.verify) verify_marks(heap_, marker_.roots(), settings.interior, fin_.kept_shallow());
   event(DUNEGC_EVENT_MARK_END);
   const uint64_t t3 = now_ns();
 

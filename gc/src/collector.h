@@ -130,6 +130,8 @@ class Collector {
 
 // Heap verifier: every object a root or a marked object points to is marked. Aborts with a
 // message naming the unmarked object and where the pointer was found.
-void verify_marks(GcHeap &heap, const MetaVector<Range> &roots, bool interior);
+// Objects in `shallow` (sorted) are marked without their children on purpose
+// (see Finalization::kept_shallow()); their contents are not checked.
+void verify_marks(GcHeap &heap, const MetaVector<Range> &roots, bool interior, const MetaVector<uintptr_t> &shallow);
 
 }  // namespace dunegc::gc

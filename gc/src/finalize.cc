@@ -1,5 +1,6 @@
 #include "finalize.h"
 
+#include <algorithm>
 #include <cerrno>
 
 namespace dunegc::gc {
@@ -67,17 +68,32 @@ void Finalization::process(Marker &m, GcHeap &heap, bool java_finalization) {
       return false;
     });
     m.drain();
-    // 3. Queue what is still unmarked, and keep it (and what it needs) alive.
+    // 3. Queue what is still unmarked -- deciding the whole set first, since keeping one
+    //    queued object alive may mark another -- then keep them (and what they need).
+    size_t first_new = ready_.size();
     table_.sweep([&](uintptr_t obj, FinalizerInfo &fi) {
       ObjRef r;
       if (!heap.resolve(obj, false, &r)) return true;  // no longer an object: drop
       if (is_marked(r)) return false;
-      if (!ready_.push({obj, fi.fn, fi.data})) return false;  // no memory: try next time
+      if (!ready_.push({obj, fi.fn, fi.data, fi.order})) return false;  // no memory: next time
       queued_total_++;
-      if (fi.order == DUNEGC_FINALIZE_UNORDERED && java_finalization) m.mark_object(r);
-      else m.set_mark(r);  // ordered: what it reaches is marked already (step 2)
       return true;
     });
+    shallow_.clear();
+    for (size_t i = first_new; i < ready_.size(); i++) {
+      ObjRef r;
+      if (!heap.resolve(ready_[i].obj, false, &r)) continue;
+      if (ready_[i].order == DUNEGC_FINALIZE_UNORDERED && java_finalization) {
+        m.mark_object(r);
+      } else {
+        m.set_mark(r);  // ordered: what it reaches is marked already (step 2)
+        if (ready_[i].order == DUNEGC_FINALIZE_UNORDERED && !shallow_.push(r.base)) {
+          // Out of metadata memory: keep its children too rather than lose track.
+          m.scan_contents(r, false);
+        }
+      }
+    }
+    std::sort(shallow_.begin(), shallow_.end());
     m.drain();
   }
   // 4. Links stored in heap objects that died go with them.

@@ -11,7 +11,9 @@
 //      finalizable object stays alive this time, and is finalized after it;
 //   3. finalizable objects still unmarked are queued: they (and, for unordered ones with
 //      Java-style finalization, all they reach) are marked so they survive until their
-//      finalizer runs, and their registrations are dropped;
+//      finalizer runs, and their registrations are dropped -- without Java-style
+//      finalization an unordered object's children are not kept (Boehm's semantics: its
+//      finalizer must not use them);
 //   4. links that live inside heap objects that died are dropped.
 // Queued finalizers run later, outside the collector (invoke()).
 #pragma once
@@ -34,6 +36,7 @@ struct ReadyFinalizer {
   uintptr_t obj;
   dunegc_finalizer fn;
   void *data;
+  uint8_t order;
 };
 
 class Finalization {
@@ -56,6 +59,11 @@ class Finalization {
   void mark_roots(Marker &m, GcHeap &heap);
   void process(Marker &m, GcHeap &heap, bool java_finalization);
 
+  // Objects this collection kept for their finalizer without what they reach (unordered
+  // ones, Java-style finalization off), sorted: the verifier must not expect their
+  // children marked.
+  const MetaVector<uintptr_t> &kept_shallow() const { return shallow_; }
+
   uint64_t queued_total() const { return queued_total_; }
   uint64_t links_cleared_total() const { return links_cleared_total_; }
 
@@ -64,6 +72,7 @@ class Finalization {
   PtrTable<uintptr_t> links_;  // link address -> target object
   MetaVector<ReadyFinalizer> ready_;
   size_t ready_head_ = 0;
+  MetaVector<uintptr_t> shallow_;
   uint64_t queued_total_ = 0, links_cleared_total_ = 0;
 };
 
