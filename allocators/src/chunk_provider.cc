@@ -1,12 +1,12 @@
-#include "dunegc/alloc/chunk_provider.h"
+#include "dunegc/allocators/chunk_provider.h"
 
 #include <sys/mman.h>
 
 #include <cerrno>
 
-#include "dunegc/alloc/size_classes.h"
+#include "dunegc/allocators/size_classes.h"
 
-namespace dunegc::alloc {
+namespace dunegc::allocators {
 
 ChunkProvider::~ChunkProvider() {
   if (base_) munmap(reinterpret_cast<void *>(base_), size_);
@@ -51,4 +51,4 @@ void ChunkProvider::unmap_metadata(void *p, size_t bytes) {
   if (p) munmap(p, bytes);
 }
 
-}  // namespace dunegc::alloc
+}  // namespace dunegc::allocators

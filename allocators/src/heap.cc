@@ -1,10 +1,10 @@
-#include "dunegc/alloc/heap.h"
+#include "dunegc/allocators/heap.h"
 
 #include <cerrno>
 #include <cstring>
 #include <new>
 
-namespace dunegc::alloc {
+namespace dunegc::allocators {
 
 namespace {
 
@@ -313,4 +313,4 @@ HeapStats Heap::stats() const {
   return st;
 }
 
-}  // namespace dunegc::alloc
+}  // namespace dunegc::allocators

@@ -1,8 +1,8 @@
-#include "dunegc/alloc/large_object_space.h"
+#include "dunegc/allocators/large_object_space.h"
 
 #include <cstring>
 
-namespace dunegc::alloc {
+namespace dunegc::allocators {
 
 Span *LargeObjectSpace::allocate(size_t bytes, bool zero) {
   size_t npages = pages_for(bytes ? bytes : 1);
@@ -32,4 +32,4 @@ void LargeObjectSpace::release(Span *s) {
   pages_.release(s);
 }
 
-}  // namespace dunegc::alloc
+}  // namespace dunegc::allocators

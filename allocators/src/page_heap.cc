@@ -1,4 +1,4 @@
-#include "dunegc/alloc/page_heap.h"
+#include "dunegc/allocators/page_heap.h"
 
 #include <sys/mman.h>
 
@@ -6,7 +6,7 @@
 #include <cerrno>
 #include <new>
 
-namespace dunegc::alloc {
+namespace dunegc::allocators {
 
 namespace {
 
@@ -327,4 +327,4 @@ PageHeapStats PageHeap::stats() const {
   return st;
 }
 
-}  // namespace dunegc::alloc
+}  // namespace dunegc::allocators

@@ -1,8 +1,8 @@
 #include <cstring>
 
-#include "dunegc/alloc/span.h"
+#include "dunegc/allocators/span.h"
 
-namespace dunegc::alloc {
+namespace dunegc::allocators {
 
 void *build_free_list(Span *s, const uint64_t *live, bool zero, unsigned *nfree) {
   void *head = nullptr;
@@ -33,4 +33,4 @@ void *build_free_list(Span *s, const uint64_t *live, bool zero, unsigned *nfree)
   return head;
 }
 
-}  // namespace dunegc::alloc
+}  // namespace dunegc::allocators

@@ -1,4 +1,4 @@
-#include "dunegc/alloc/heap.h"
+#include "dunegc/allocators/heap.h"
 
 #include <gtest/gtest.h>
 
@@ -8,7 +8,7 @@
 #include <thread>
 #include <vector>
 
-using namespace dunegc::alloc;
+using namespace dunegc::allocators;
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "dunegc/alloc/page_heap.h"
+#include "dunegc/allocators/page_heap.h"
 
 #include <gtest/gtest.h>
 #include <sys/mman.h>
@@ -8,9 +8,9 @@
 #include <random>
 #include <vector>
 
-#include "dunegc/alloc/large_object_space.h"
+#include "dunegc/allocators/large_object_space.h"
 
-using namespace dunegc::alloc;
+using namespace dunegc::allocators;
 
 namespace {
 

@@ -1,12 +1,12 @@
 // Built outside the tree against an installed prefix:
 //   c++ prog.cc $(pkg-config --cflags --libs dunegc-alloc)
-#include <dunegc/alloc/heap.h>
+#include <dunegc/allocators/heap.h>
 
 #include <cstdio>
 #include <cstring>
 
 int main() {
-  dunegc::alloc::Heap heap;
+  dunegc::allocators::Heap heap;
   if (int rc = heap.init(); rc != 0) {
     fprintf(stderr, "heap init: %s\n", strerror(-rc));
     return 1;

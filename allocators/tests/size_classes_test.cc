@@ -1,12 +1,12 @@
-#include "dunegc/alloc/size_classes.h"
+#include "dunegc/allocators/size_classes.h"
 
 #include <gtest/gtest.h>
 
 #include <cstring>
 
-#include "dunegc/alloc/span.h"
+#include "dunegc/allocators/span.h"
 
-using namespace dunegc::alloc;
+using namespace dunegc::allocators;
 
 TEST(SizeClasses, SizesAreGranuleMultiplesAndIncreasing) {
   for (unsigned c = 1; c < kNumClasses; c++) {

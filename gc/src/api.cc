@@ -22,7 +22,7 @@ inline Collector &C() { return Collector::get(); }
 __attribute__((always_inline)) inline void *pop_cached(Kind kind, size_t n) {
   ThreadRecord *t = t_self;
   if (__builtin_expect(t == nullptr || n > kMaxSmallSize, 0)) return nullptr;
-  void **list = &t->cache.lists[kind][dunegc::alloc::size_to_class(n)];
+  void **list = &t->cache.lists[kind][dunegc::allocators::size_to_class(n)];
   void *p = *list;
   if (__builtin_expect(p != nullptr, 1)) *list = *static_cast<void **>(p);
   return p;
@@ -121,7 +121,7 @@ void *dunegc_malloc_typed(size_t n, dunegc_layout layout) {
   if (slot > kMaxSmallSize) return C().alloc_large(n, kTyped, 0, layout);
   if (void *p = pop_cached(kTyped, slot)) {
     *static_cast<void **>(p) = nullptr;
-    size_t size = dunegc::alloc::class_size(dunegc::alloc::size_to_class(slot));
+    size_t size = dunegc::allocators::class_size(dunegc::allocators::size_to_class(slot));
     *reinterpret_cast<dunegc_layout *>(static_cast<char *>(p) + size - sizeof(void *)) = layout;
     return p;
   }

@@ -141,7 +141,7 @@ int Collector::init(const dunegc_options *opt) {
   int rc = heap_.init(hc);
   if (rc == 0) rc = marker_.init(&heap_, Marker::Config{s.markers, s.mark_stack_entries});
   if (rc == 0) {
-    stopper_ = make_signal_world_stopper();
+    stopper_ = signal_world_stopper();
     rc = stopper_->init();
   }
   if (rc == 0) rc = -pthread_key_create(&exit_key_, &Collector::thread_exit_hook);
@@ -192,9 +192,9 @@ ThreadRecord *Collector::cache_owner(bool *shared) {
 
 void *Collector::out_of_memory(size_t bytes) {
   if (dunegc_oom_fn fn = oom_fn.load(std::memory_order_acquire)) return fn(bytes);
-  const char *why = heap_.pages().last_failure() == alloc::PageHeap::Failure::kReservation
+  const char *why = heap_.pages().last_failure() == allocators::PageHeap::Failure::kReservation
                         ? "the address-space reservation is exhausted"
-                        : heap_.pages().last_failure() == alloc::PageHeap::Failure::kSystem ? "the kernel refused memory"
+                        : heap_.pages().last_failure() == allocators::PageHeap::Failure::kSystem ? "the kernel refused memory"
                                                                                             : "the max heap size is reached";
   warn("out of memory allocating %zu bytes: %s (heap %zu bytes, max %zu)", bytes, why,
        heap_.pages().committed_bytes(), settings.max_heap);
@@ -210,8 +210,8 @@ void Collector::after_allocation(bool collected) {
 
 void *Collector::alloc_small(size_t n, Kind kind, const Layout *layout) {
   if (int rc = ensure_init(); rc != 0) return nullptr;
-  unsigned cls = alloc::size_to_class(n);
-  size_t size = alloc::class_size(cls);
+  unsigned cls = allocators::size_to_class(n);
+  size_t size = allocators::class_size(cls);
   bool shared;
   lock();
   ThreadRecord *t = cache_owner(&shared);
@@ -284,7 +284,7 @@ void *Collector::alloc_large(size_t n, Kind kind, uint8_t flags, const Layout *l
 void *Collector::alloc_uncollectable(size_t n) {
   if (n > kMaxSmallSize) return alloc_large(n, kUncollectable, 0, nullptr);
   if (int rc = ensure_init(); rc != 0) return nullptr;
-  unsigned cls = alloc::size_to_class(n);
+  unsigned cls = allocators::size_to_class(n);
   lock();
   bool collected = false;
   void *p;
@@ -296,8 +296,8 @@ void *Collector::alloc_uncollectable(size_t n) {
     collect_locked();
     collected = true;
   }
-  allocd_since_gc_ += alloc::class_size(cls);
-  total_allocd_ += alloc::class_size(cls);
+  allocd_since_gc_ += allocators::class_size(cls);
+  total_allocd_ += allocators::class_size(cls);
   unlock();
   after_allocation(collected);
   return p;
@@ -310,7 +310,7 @@ void *Collector::alloc_many(size_t n) {
   bool shared;
   lock();
   ThreadRecord *t = cache_owner(&shared);
-  void **list = &t->cache.lists[kNormal][alloc::size_to_class(n)];
+  void **list = &t->cache.lists[kNormal][allocators::size_to_class(n)];
   *static_cast<void **>(first) = *list;  // hand over the rest of the free list too
   *list = nullptr;
   unlock();
@@ -376,7 +376,7 @@ void *Collector::reallocate(void *p, size_t n) {
   Kind kind = Kind(r.span->kind);
   size_t have = GcHeap::usable_size(r);
   const Layout *layout = kind == kTyped ? GcHeap::layout_of(r) : nullptr;
-  bool fits = n <= have && (n >= have / 2 || have <= alloc::kGranule) &&
+  bool fits = n <= have && (n >= have / 2 || have <= allocators::kGranule) &&
               !(layout && layout->type == Layout::kBitmap && n < size_t(layout->nwords) * 8);
   if (fits) {
     // Shrinking in place: clear the tail so stale words there retain nothing.
@@ -542,14 +542,22 @@ void Collector::scan_roots(ThreadRecord *self, uintptr_t own_sp) {
   fin_.mark_roots(marker_, heap_);
 }
 
-void Collector::collect_locked() {
-  collecting_ = true;
-  // Spill callee-saved registers into this frame: the stack scan below covers them.
+// The collecting thread's own roots: its callee-saved registers, spilled into this frame,
+// and its stack from there up. The collection itself runs in a callee (collect_world),
+// whose frames -- full of the collector's working pointers -- lie below the scanned range.
+// no_sanitize: with ASan's fake stacks the jmp_buf must still be on the real stack.
+__attribute__((noinline, no_sanitize("address"))) void Collector::collect_locked() {
   jmp_buf regs;
+  memset(&regs, 0, sizeof regs);  // setjmp fills only part of it; the rest is stale stack
   setjmp(regs);
   __builtin_unwind_init();
+  collect_world(reinterpret_cast<uintptr_t>(&regs));
+  asm volatile("" : : "r"(&regs) : "memory");  // keep regs alive across the call
+}
+
+__attribute__((noinline)) void Collector::collect_world(uintptr_t own_sp) {
+  collecting_ = true;
   ThreadRecord *self = t_self;
-  const uintptr_t own_sp = current_sp();
   CollectionTimes times = {};
 
   event(DUNEGC_EVENT_START);
@@ -679,7 +687,7 @@ void Collector::get_stats(dunegc_stats *out) {
   lock();
   stats_.fill(&s);
   if (initialized()) {
-    alloc::PageHeapStats ps = heap_.pages().stats();
+    allocators::PageHeapStats ps = heap_.pages().stats();
     s.heap_bytes = ps.committed_bytes;
     s.unmapped_bytes = ps.decommitted_bytes;
     size_t used = live_bytes_ + allocd_since_gc_;

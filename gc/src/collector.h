@@ -12,7 +12,6 @@
 #include <pthread.h>
 
 #include <atomic>
-#include <memory>
 
 #include "dunegc/dunegc.h"
 #include "finalize.h"
@@ -96,6 +95,7 @@ class Collector {
   Collector() = default;
   int init_implicit();
   void collect_locked();
+  void collect_world(uintptr_t own_sp);
   void scan_roots(ThreadRecord *self, uintptr_t own_sp);
   void event(dunegc_event e) {
     if (dunegc_event_fn fn = event_fn.load(std::memory_order_acquire)) fn(e);
@@ -115,7 +115,7 @@ class Collector {
   Finalization fin_;
   ThreadRegistry threads_;
   ThreadRecord shared_;  // the allocation buffers of unregistered threads (under lock_)
-  std::unique_ptr<WorldStopper> stopper_;
+  WorldStopper *stopper_ = nullptr;
   Stats stats_;
   pthread_key_t exit_key_{};
   std::atomic<int> disabled_{0};

@@ -11,11 +11,11 @@
 
 namespace dunegc::gc {
 
-using alloc::kClasses;
-using alloc::kPagesZeroed;
+using allocators::kClasses;
+using allocators::kPagesZeroed;
 
 int GcHeap::init(const Config &c) {
-  alloc::PageHeap::Options po;
+  allocators::PageHeap::Options po;
   po.reserve_bytes = c.reserve_bytes;
   po.limit_bytes = c.limit_bytes;
   verify_ = c.verify;
@@ -60,7 +60,7 @@ uint8_t *GcHeap::new_marks(unsigned nobjs) {
     return static_cast<uint8_t *>(m);
   }
   if (len > marks_room_) {
-    marks_bump_ = static_cast<char *>(alloc::ChunkProvider::map_metadata(size_t{1} << 20));  // zeroed
+    marks_bump_ = static_cast<char *>(allocators::ChunkProvider::map_metadata(size_t{1} << 20));  // zeroed
     if (!marks_bump_) {
       marks_room_ = 0;
       return nullptr;
@@ -111,7 +111,7 @@ void *GcHeap::sweep_span(ClassList &cl, Span *s, unsigned *n) {
   unswept_--;
   sweep_stats_.spans_swept++;
   *n = 0;
-  uint64_t mask[alloc::kMaxObjectsPerSpan / 64];
+  uint64_t mask[allocators::kMaxObjectsPerSpan / 64];
   unsigned live;
   live_mask(mark_bytes(s), s->nobjs, mask, &live);
   if (live == 0) {
@@ -127,7 +127,7 @@ void *GcHeap::sweep_span(ClassList &cl, Span *s, unsigned *n) {
   // Verifying, reclaimed objects are poisoned now and checked when handed out; else they
   // are zeroed now, just before the allocating thread uses them.
   bool zero = !verify_ && s->kind != kAtomic;
-  void *head = alloc::build_free_list(s, mask, zero, n);
+  void *head = allocators::build_free_list(s, mask, zero, n);
   if (verify_) poison_free_list(head, s);
   return head;
 }
@@ -155,7 +155,7 @@ void *GcHeap::take_parked(Span *s, unsigned *n) {
 }
 
 Span *GcHeap::new_small_span(Kind kind, unsigned cls) {
-  const alloc::SizeClass &sc = kClasses[cls];
+  const allocators::SizeClass &sc = kClasses[cls];
   Span *s = pages_.allocate(sc.pages, SpanState::kSmall);
   if (!s) return nullptr;
   s->cls = uint8_t(cls);
@@ -193,7 +193,7 @@ void *GcHeap::refill(Kind kind, unsigned cls, unsigned *n) {
   if (!s) return nullptr;
   bool zero = kind != kAtomic && !(s->page_flags & kPagesZeroed);
   s->page_flags &= uint8_t(~kPagesZeroed);
-  return alloc::build_free_list(s, nullptr, zero, n);
+  return allocators::build_free_list(s, nullptr, zero, n);
 }
 
 bool GcHeap::sweep_some(unsigned max_spans) {
@@ -217,7 +217,7 @@ bool GcHeap::sweep_some(unsigned max_spans) {
 }
 
 Span *GcHeap::alloc_large(size_t bytes, Kind kind, uint8_t flags, const Layout *layout) {
-  bytes = (bytes + alloc::kGranule - 1) & ~(alloc::kGranule - 1);
+  bytes = (bytes + allocators::kGranule - 1) & ~(allocators::kGranule - 1);
   Span *s = large_.allocate(bytes, kind != kAtomic);
   if (!s) return nullptr;
   if (kind != kUncollectable && !(s->side = new_marks(1))) {

@@ -20,19 +20,19 @@
 #include <cstdint>
 #include <cstring>
 
-#include "dunegc/alloc/large_object_space.h"
-#include "dunegc/alloc/page_heap.h"
-#include "dunegc/alloc/size_classes.h"
-#include "dunegc/alloc/span.h"
+#include "dunegc/allocators/large_object_space.h"
+#include "dunegc/allocators/page_heap.h"
+#include "dunegc/allocators/size_classes.h"
+#include "dunegc/allocators/span.h"
 #include "layout.h"
 
 namespace dunegc::gc {
 
-using alloc::kMaxSmallSize;
-using alloc::kNumClasses;
-using alloc::kPageSize;
-using alloc::Span;
-using alloc::SpanState;
+using allocators::kMaxSmallSize;
+using allocators::kNumClasses;
+using allocators::kPageSize;
+using allocators::Span;
+using allocators::SpanState;
 
 enum Kind : uint8_t {
   kNormal = 0,         // conservatively scanned
@@ -133,8 +133,8 @@ class GcHeap {
 
   uintptr_t base() const { return pages_.base(); }
   uintptr_t frontier() const { return pages_.frontier(); }
-  alloc::PageHeap &pages() { return pages_; }
-  const alloc::PageHeap &pages() const { return pages_; }
+  allocators::PageHeap &pages() { return pages_; }
+  const allocators::PageHeap &pages() const { return pages_; }
 
   // --- allocation (collector lock held) ---
   // A free list of (kind, cls) objects from lazily swept or new spans; *n gets its length.
@@ -168,12 +168,12 @@ class GcHeap {
   size_t uncollectable_bytes() const { return uncollectable_bytes_; }
 
   SweepStats sweep_stats() const { return sweep_stats_; }
-  alloc::LargeSpaceStats large_stats() const { return large_.stats(); }
+  allocators::LargeSpaceStats large_stats() const { return large_.stats(); }
   bool verifying() const { return verify_; }
 
  private:
   struct ClassList {
-    alloc::SpanList spans;
+    allocators::SpanList spans;
     Span *cursor = nullptr;    // refill looks for reusable spans from here on
     Span *presweep = nullptr;  // sweep_some() works from here (never behind cursor)
   };
@@ -192,15 +192,15 @@ class GcHeap {
   static size_t marks_len(unsigned nobjs) { return (size_t(nobjs) + 63) & ~size_t{63}; }
   static void clear_marks(Span *s) { memset(s->side, 0, marks_len(s->nobjs)); }
 
-  alloc::PageHeap pages_;
-  alloc::LargeObjectSpace large_;
+  allocators::PageHeap pages_;
+  allocators::LargeObjectSpace large_;
   ClassList lists_[kNumKinds][kNumClasses];
   uint64_t epoch_ = 1;
   size_t unswept_ = 0;
   unsigned sweep_class_ = 0;  // sweep_some()'s round-robin position
   size_t uncollectable_bytes_ = 0;
   bool verify_ = false;
-  void *free_marks_[alloc::kMaxObjectsPerSpan / 64 + 1] = {};
+  void *free_marks_[allocators::kMaxObjectsPerSpan / 64 + 1] = {};
   char *marks_bump_ = nullptr;
   size_t marks_room_ = 0;
   SweepStats sweep_stats_;

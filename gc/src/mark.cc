@@ -96,7 +96,7 @@ inline void Marker::push(Local &L, MarkEntry e) {
 __attribute__((always_inline)) inline void Marker::visit(uintptr_t w, Local &L) {
   uintptr_t off = w - heap_lo_;
   if (off >= heap_len_) return;
-  Span *s = pagemap_[off >> alloc::kPageShift].load(std::memory_order_relaxed);
+  Span *s = pagemap_[off >> allocators::kPageShift].load(std::memory_order_relaxed);
   if (!s) return;
   uintptr_t base;
   unsigned i;

@@ -11,11 +11,11 @@
 #include <cstring>
 #include <type_traits>
 
-#include "dunegc/alloc/chunk_provider.h"
+#include "dunegc/allocators/chunk_provider.h"
 
 namespace dunegc::gc {
 
-using alloc::ChunkProvider;
+using allocators::ChunkProvider;
 
 template <typename T>
 class MetaVector {

@@ -3,8 +3,9 @@
 #include <link.h>
 
 #include <cerrno>
+#include <cstring>
 
-#include "dunegc/alloc/size_classes.h"
+#include "dunegc/allocators/size_classes.h"
 
 namespace dunegc::gc {
 
@@ -30,18 +31,27 @@ struct Walk {
   bool failed = false;
 };
 
+// Sanitizer runtimes keep megabytes of bss (their allocators' tables) and never hold
+// pointers into our heap: scanning them would only slow every collection in the debug
+// build by an order of magnitude.
+bool is_sanitizer_runtime(const char *name) {
+  for (const char *lib : {"/libasan.so", "/libubsan.so", "/liblsan.so", "/libtsan.so", "/libhwasan.so"})
+    if (strstr(name, lib)) return true;
+  return false;
+}
+
 int add_object_segments(dl_phdr_info *info, size_t, void *arg) {
   auto *w = static_cast<Walk *>(arg);
   bool is_main = w->first;  // the executable comes first
   w->first = false;
-  if (!is_main && !w->libraries) return 0;
+  if (!is_main && (!w->libraries || is_sanitizer_runtime(info->dlpi_name))) return 0;
   uintptr_t relro_lo = 0, relro_hi = 0;
   for (int i = 0; i < info->dlpi_phnum; i++) {
     const ElfW(Phdr) &ph = info->dlpi_phdr[i];
     if (ph.p_type == PT_GNU_RELRO) {
       // The loader write-protects whole pages: [page_down(start), page_down(end)).
-      relro_lo = (info->dlpi_addr + ph.p_vaddr) & ~(alloc::kPageSize - 1);
-      relro_hi = (info->dlpi_addr + ph.p_vaddr + ph.p_memsz) & ~(alloc::kPageSize - 1);
+      relro_lo = (info->dlpi_addr + ph.p_vaddr) & ~(allocators::kPageSize - 1);
+      relro_hi = (info->dlpi_addr + ph.p_vaddr + ph.p_memsz) & ~(allocators::kPageSize - 1);
     }
   }
   for (int i = 0; i < info->dlpi_phnum; i++) {

@@ -4,7 +4,8 @@
 // Segments are found with dl_iterate_phdr -- writable PT_LOAD segments minus the pages
 // PT_GNU_RELRO makes read-only after relocation -- before the world is stopped (the
 // loader's lock may be held by a thread we stop), under the collector's lock, which
-// dunegc_dlopen/dlclose also take so the list is exact while it is used.
+// dunegc_dlopen/dlclose also take so the list is exact while it is used. Sanitizer
+// runtimes' segments are skipped (megabytes of tables that never point into our heap).
 #pragma once
 
 #include <cstdint>

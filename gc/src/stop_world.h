@@ -10,8 +10,6 @@
 // critical path. That stopper implements this interface; nothing else changes.
 #pragma once
 
-#include <memory>
-
 #include "threads.h"
 
 namespace dunegc::gc {
@@ -31,6 +29,7 @@ class WorldStopper {
 
 // Signal-based stop: SIGPWR to each thread; its handler records sp and registers,
 // acknowledges through a counter, and waits on a futex until the collector's epoch moves.
-std::unique_ptr<WorldStopper> make_signal_world_stopper();
+// One per process (the signal handler is process-wide); never freed.
+WorldStopper *signal_world_stopper();
 
 }  // namespace dunegc::gc

@@ -118,6 +118,9 @@ class SignalWorldStopper final : public WorldStopper {
 
 }  // namespace
 
-std::unique_ptr<WorldStopper> make_signal_world_stopper() { return std::make_unique<SignalWorldStopper>(); }
+WorldStopper *signal_world_stopper() {
+  static SignalWorldStopper stopper;
+  return &stopper;
+}
 
 }  // namespace dunegc::gc

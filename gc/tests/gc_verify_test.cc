@@ -12,7 +12,7 @@ namespace {
 
 struct Fixture {
   GcHeap heap;
-  unsigned cls = dunegc::alloc::size_to_class(64);
+  unsigned cls = dunegc::allocators::size_to_class(64);
   void *list = nullptr;
   unsigned n = 0;
   MetaVector<Range> roots;

@@ -18,11 +18,11 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "dunegc/alloc/large_object_space.h"
-#include "dunegc/alloc/page_heap.h"
-#include "dunegc/alloc/size_classes.h"
+#include "dunegc/allocators/large_object_space.h"
+#include "dunegc/allocators/page_heap.h"
+#include "dunegc/allocators/size_classes.h"
 
-namespace dunegc::alloc {
+namespace dunegc::allocators {
 
 namespace detail {
 // The last (Heap, cache) pair this thread used: the fast path's only thread-local read.
@@ -128,4 +128,4 @@ class Heap {
   std::atomic<uint64_t> spans_created_{0}, spans_released_{0};
 };
 
-}  // namespace dunegc::alloc
+}  // namespace dunegc::allocators

@@ -9,10 +9,10 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "dunegc/alloc/page_heap.h"
-#include "dunegc/alloc/span.h"
+#include "dunegc/allocators/page_heap.h"
+#include "dunegc/allocators/span.h"
 
-namespace dunegc::alloc {
+namespace dunegc::allocators {
 
 struct LargeSpaceStats {
   size_t objects = 0;
@@ -48,4 +48,4 @@ class LargeObjectSpace {
   LargeSpaceStats stats_;
 };
 
-}  // namespace dunegc::alloc
+}  // namespace dunegc::allocators

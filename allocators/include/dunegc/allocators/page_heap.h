@@ -21,10 +21,10 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "dunegc/alloc/chunk_provider.h"
-#include "dunegc/alloc/span.h"
+#include "dunegc/allocators/chunk_provider.h"
+#include "dunegc/allocators/span.h"
 
-namespace dunegc::alloc {
+namespace dunegc::allocators {
 
 struct PageHeapStats {
   size_t reserved_bytes = 0;     // the reservation
@@ -136,4 +136,4 @@ class PageHeap {
   void *arena_blocks_ = nullptr;  // each block's first word links to the next block
 };
 
-}  // namespace dunegc::alloc
+}  // namespace dunegc::allocators

@@ -13,9 +13,9 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "dunegc/alloc/size_classes.h"
+#include "dunegc/allocators/size_classes.h"
 
-namespace dunegc::alloc {
+namespace dunegc::allocators {
 
 enum class SpanState : uint8_t {
   kUnused = 0,  // descriptor not describing any pages
@@ -124,4 +124,4 @@ struct SpanList {
 // as zeroed pass true unless the span's pages are known to be zero).
 void *build_free_list(Span *s, const uint64_t *live, bool zero, unsigned *nfree);
 
-}  // namespace dunegc::alloc
+}  // namespace dunegc::allocators

@@ -12,7 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace dunegc::alloc {
+namespace dunegc::allocators {
 
 class ChunkProvider {
  public:
@@ -45,4 +45,4 @@ class ChunkProvider {
   size_t size_ = 0;
 };
 
-}  // namespace dunegc::alloc
+}  // namespace dunegc::allocators

@@ -14,7 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace dunegc::alloc {
+namespace dunegc::allocators {
 
 inline constexpr size_t kPageShift = 12;
 inline constexpr size_t kPageSize = size_t{1} << kPageShift;
@@ -98,4 +98,4 @@ inline size_t pages_for(size_t n) { return (n + kPageSize - 1) >> kPageShift; }
 static_assert(kClasses[kNumClasses - 1].size == kMaxSmallSize, "32 classes end at 8 KiB");
 static_assert(kClasses[1].objects == kMaxObjectsPerSpan, "the 16-byte class fills the bitmap");
 
-}  // namespace dunegc::alloc
+}  // namespace dunegc::allocators
