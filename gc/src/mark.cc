@@ -133,6 +133,10 @@ bool Marker::donate(Local &L, size_t n) {
   L.bottom += n;
   pool_count_.store(have + n, std::memory_order_release);
   pthread_spin_unlock(&pool_lock_);
+  if (n && sleepers_.load(std::memory_order_acquire)) {
+    wake_.fetch_add(1, std::memory_order_acq_rel);
+    futex_wake(&wake_, 1);
+  }
   return n > 0;
 }
 
@@ -152,13 +156,13 @@ bool Marker::take(Local &L) {
 bool Marker::claim_root(Local &L) {
   size_t i = next_root_.fetch_add(1, std::memory_order_relaxed);
   if (i >= roots_.size()) return false;
-  auto v = [&](uintptr_t w) { visit(w, L); };
+  auto v = [&](uintptr_t w) __attribute__((always_inline)) { visit(w, L); };
   scan_words(roots_[i].lo, roots_[i].hi, v);
   return true;
 }
 
 void Marker::scan(const MarkEntry &e, Local &L) {
-  auto v = [&](uintptr_t w) { visit(w, L); };
+  auto v = [&](uintptr_t w) __attribute__((always_inline)) { visit(w, L); };
   if (!(e.info & 1)) {
     uintptr_t lo = e.start, hi = e.start + (e.info >> 2);
     if (hi - lo > kObjectChunk) {  // scan a chunk, leave the rest for later (or others)
@@ -218,10 +222,23 @@ void Marker::work(Local &L) {
       uint64_t st = round_.load(std::memory_order_acquire);
       if (st & 1) return;  // closed
       if (waiting_.load(std::memory_order_acquire) == ((st >> 1) & 0xffff) && !has_shared_work() &&
-          round_.compare_exchange_strong(st, st | 1, std::memory_order_acq_rel))
+          round_.compare_exchange_strong(st, st | 1, std::memory_order_acq_rel)) {
+        wake_.fetch_add(1, std::memory_order_acq_rel);
+        futex_wake(&wake_, INT_MAX);  // sleeping markers see the round closed
         return;
-      if (spins < 256) __builtin_ia32_pause();
-      else sched_yield();
+      }
+      if (spins < 512) {
+        __builtin_ia32_pause();
+      } else {
+        // Idle for a while (a chain being marked offers nothing to share): sleep until work
+        // is donated or the round closes, rather than take the CPU from the one marking.
+        uint32_t seen = wake_.load(std::memory_order_acquire);
+        if (has_shared_work() || (round_.load(std::memory_order_acquire) & 1)) continue;
+        sleepers_.fetch_add(1, std::memory_order_acq_rel);
+        futex_wait(&wake_, seen);
+        sleepers_.fetch_sub(1, std::memory_order_acq_rel);
+        spins = 0;
+      }
     }
   }
 }
@@ -298,7 +315,7 @@ void Marker::drain() {
 // Rescans every marked object: those whose entries were dropped get scanned this time.
 void Marker::recover() {
   Local &L = locals_[0];
-  auto v = [&](uintptr_t w) { visit(w, L); };
+  auto v = [&](uintptr_t w) __attribute__((always_inline)) { visit(w, L); };
   heap_->for_each_marked_object([&](const ObjRef &r) {
     scan_object(r, v);
     if (L.size() > L.mask / 2) process(L);

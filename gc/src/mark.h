@@ -128,6 +128,9 @@ class Marker {
   HelperArg helper_args_[kMaxMarkers];
   std::atomic<uint32_t> job_{0};
   std::atomic<uint32_t> done_{0};
+  // Idle markers sleep on wake_; donations and the round's closing bump it.
+  std::atomic<uint32_t> wake_{0};
+  std::atomic<unsigned> sleepers_{0};
 };
 
 }  // namespace dunegc::gc

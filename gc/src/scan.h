@@ -14,7 +14,7 @@
 namespace dunegc::gc {
 
 template <typename V>
-DUNEGC_NO_ASAN inline void scan_words(uintptr_t lo, uintptr_t hi, V &v) {
+DUNEGC_NO_ASAN __attribute__((always_inline)) inline void scan_words(uintptr_t lo, uintptr_t hi, V &v) {
   lo = (lo + 7) & ~uintptr_t{7};
   hi &= ~uintptr_t{7};
   for (auto *p = reinterpret_cast<const uintptr_t *>(lo); p < reinterpret_cast<const uintptr_t *>(hi); p++)
@@ -22,7 +22,7 @@ DUNEGC_NO_ASAN inline void scan_words(uintptr_t lo, uintptr_t hi, V &v) {
 }
 
 template <typename V>
-inline void scan_bitmap(uintptr_t obj, const Layout *l, V &v) {
+__attribute__((always_inline)) inline void scan_bitmap(uintptr_t obj, const Layout *l, V &v) {
   const auto *words = reinterpret_cast<const uintptr_t *>(obj);
   for (uint32_t w = 0; w * 64 < l->nwords; w++) {
     uint64_t bits = l->bits[w];
