@@ -151,6 +151,9 @@ int Collector::init(const dunegc_options *opt) {
   }
   shared_.shared = true;
   trigger_ = s.min_trigger;
+  // fork(): hold the lock across it so the child never inherits it taken mid-operation;
+  // in the child only the forking thread exists, and no marker helper.
+  pthread_atfork([] { get().lock(); }, [] { get().unlock(); }, [] { get().after_fork_in_child(); });
   initialized_.store(true, std::memory_order_release);
   unlock();
   if (s.print_stats) atexit(&print_stats_at_exit);
@@ -484,6 +487,16 @@ int Collector::unregister_thread() {
   pthread_setspecific(exit_key_, nullptr);
   threads_.destroy(r);
   return 0;
+}
+
+void Collector::after_fork_in_child() {
+  threads_.for_each([&](ThreadRecord *r) {
+    if (r == t_self) return;
+    threads_.unlink(r);
+    threads_.destroy(r);
+  });
+  marker_.forget_helpers();
+  unlock();
 }
 
 void Collector::thread_exit_hook(void *rec) {

@@ -105,6 +105,7 @@ class Collector {
   void after_allocation(bool collected);
   ThreadRecord *cache_owner(bool *shared);
   static void thread_gone(ThreadRecord *r);
+  void after_fork_in_child();
   static void thread_exit_hook(void *rec);
 
   pthread_mutex_t lock_ = PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP;

@@ -65,6 +65,11 @@ class Marker {
   // ignore_self, pointers into r itself are skipped.
   void scan_contents(const ObjRef &r, bool ignore_self);
   void drain();
+  // After fork(), in the child: the helper threads do not exist there.
+  void forget_helpers() {
+    helpers_started_ = false;
+    helpers_running_ = 0;
+  }
 
   const MetaVector<Range> &roots() const { return roots_; }
   uint64_t objects_marked() const;

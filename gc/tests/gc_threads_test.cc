@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
@@ -226,4 +228,30 @@ TEST(Threads, AllocationFromAnUnregisteredThreadWorksAndWarnsOnce) {
   size_t n = 0;
   for (auto &w : warnings()) n += w.find("not registered") != std::string::npos;
   EXPECT_EQ(n, 1u);
+}
+
+TEST(Threads, AForkedChildCollectsWithoutItsParentsThreads) {
+  init_or_die();
+  static std::atomic<int> stop{0};
+  pthread_t t;
+  ASSERT_EQ(dunegc_pthread_create(&t, nullptr, [](void *) -> void * {
+    while (!stop.load()) dunegc_malloc(64);  // keeps taking the collector's lock
+    return nullptr;
+  }, nullptr), 0);
+  for (int i = 0; i < 5; i++) dunegc_collect();  // helpers started, registry holds two threads
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    volatile uintptr_t head = ~build_list(5);  // on this (the only) thread's stack
+    for (int i = 0; i < 3; i++) {
+      for (int k = 0; k < 100000; k++) memset(dunegc_malloc(sizeof(Node)), 0x55, sizeof(Node));
+      dunegc_collect();
+    }
+    _exit(check_list(reinterpret_cast<const Node *>(head), 5) == 0 && dunegc::stats().threads_registered == 1 ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  stop.store(1);
+  ASSERT_EQ(dunegc_pthread_join(t, nullptr), 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
 }
