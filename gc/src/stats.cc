@@ -36,11 +36,13 @@ void Stats::fill(dunegc_stats *out) const {
 
 void format_stats(const dunegc_stats &s, char *buf, size_t len) {
   const double ms = 1e-6, mib = 1.0 / (1 << 20);
+  char max[32] = "none";
+  if (s.max_heap_bytes) snprintf(max, sizeof max, "%.1f MiB", s.max_heap_bytes * mib);
   int n = snprintf(buf, len,
                    "dunegc: %llu collections, %u markers; pauses: total %.3f ms, max %.3f ms, mean %.3f ms\n"
                    "dunegc: phases (total ms): stop %.3f, roots %.3f, mark %.3f, sweep %.3f; "
                    "lazy sweeping %.3f ms over %llu spans\n"
-                   "dunegc: heap %.1f MiB (max %s%.1f MiB), free %.1f MiB, unmapped %.1f MiB, live after last "
+                   "dunegc: heap %.1f MiB (max %s), free %.1f MiB, unmapped %.1f MiB, live after last "
                    "collection %.1f MiB, allocated %.1f MiB in all\n"
                    "dunegc: overflow recoveries %llu, finalizers queued %llu run %llu, links cleared %llu, "
                    "explicit frees %llu, large objects freed %llu, threads %llu\n"
@@ -49,8 +51,7 @@ void format_stats(const dunegc_stats &s, char *buf, size_t len) {
                    s.collections ? s.pause_total_ns * ms / double(s.collections) : 0.0,
                    s.phase_total_ns[DUNEGC_PHASE_STOP] * ms, s.phase_total_ns[DUNEGC_PHASE_ROOTS] * ms,
                    s.phase_total_ns[DUNEGC_PHASE_MARK] * ms, s.phase_total_ns[DUNEGC_PHASE_SWEEP] * ms,
-                   s.lazy_sweep_ns * ms, (unsigned long long)s.spans_swept, s.heap_bytes * mib,
-                   s.max_heap_bytes ? "" : "none, ", s.max_heap_bytes * mib, s.free_bytes * mib,
+                   s.lazy_sweep_ns * ms, (unsigned long long)s.spans_swept, s.heap_bytes * mib, max, s.free_bytes * mib,
                    s.unmapped_bytes * mib, s.live_bytes * mib, double(s.total_bytes) * mib,
                    (unsigned long long)s.mark_stack_overflows, (unsigned long long)s.finalizers_queued,
                    (unsigned long long)s.finalizers_run, (unsigned long long)s.links_cleared,
