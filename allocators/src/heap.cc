@@ -1,5 +1,6 @@
 #include "dunegc/allocators/heap.h"
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <new>
@@ -12,10 +13,15 @@ std::atomic<uint64_t> g_next_heap_id{1};
 
 // Objects moved between a thread cache and its central list at a time: ~32 KiB worth,
 // between 2 and 64 objects. A cache holds at most two batches per class.
-unsigned batch_of(unsigned cls) {
-  unsigned n = unsigned(32768 / class_size(cls));
-  return n < 2 ? 2 : n > 64 ? 64 : n;
-}
+constexpr std::array<uint8_t, kNumClasses> kBatch = [] {
+  std::array<uint8_t, kNumClasses> b{};
+  for (unsigned c = 1; c < kNumClasses; c++) {
+    unsigned n = 32768 / kClasses[c].size;
+    b[c] = uint8_t(n < 2 ? 2 : n > 64 ? 64 : n);
+  }
+  return b;
+}();
+inline unsigned batch_of(unsigned cls) { return kBatch[cls]; }
 
 struct Lock {
   explicit Lock(pthread_mutex_t &m) : m_(m) { pthread_mutex_lock(&m_); }

@@ -96,38 +96,41 @@ void PageHeap::remove_free(Span *s) {
   else set.big.remove(s);
 }
 
+// Joins free span hi into its left neighbour lo (both out of the lists); the pages where
+// they met become interior pages of the result.
+Span *PageHeap::join(Span *lo, Span *hi) {
+  size_t lo_first = (lo->start - base_) >> kPageShift, hi_first = lo_first + lo->npages;
+  if (lo->npages > 1) pagemap_[hi_first - 1].store(nullptr, std::memory_order_relaxed);
+  if (hi->npages > 1) pagemap_[hi_first].store(nullptr, std::memory_order_relaxed);
+  lo->npages += hi->npages;
+  lo->page_flags &= hi->page_flags;
+  lo->epoch = std::max(lo->epoch, hi->epoch);
+  pagemap_[lo_first + lo->npages - 1].store(lo, std::memory_order_relaxed);
+  delete_descriptor(hi);
+  return lo;
+}
+
 // Merges free span s (mapped, in no list) with free neighbours in the same commit state.
 Span *PageHeap::coalesce(Span *s) {
   const uint8_t state = s->page_flags & kPagesDecommitted;
+  auto mergeable = [&](Span *n) {
+    return n && n->state == SpanState::kFree && (n->page_flags & kPagesDecommitted) == state;
+  };
   size_t first = (s->start - base_) >> kPageShift;
   if (first > 0) {
-    Span *p = pagemap_[first - 1].load(std::memory_order_relaxed);
-    if (p && p->state == SpanState::kFree && (p->page_flags & kPagesDecommitted) == state) {
-      remove_free(p);
-      size_t p_first = (p->start - base_) >> kPageShift;
-      if (first - 1 != p_first) pagemap_[first - 1].store(nullptr, std::memory_order_relaxed);
-      if (s->npages > 1) pagemap_[first].store(nullptr, std::memory_order_relaxed);
-      p->npages += s->npages;
-      p->page_flags &= s->page_flags;
-      p->epoch = std::max(p->epoch, s->epoch);
-      pagemap_[p_first + p->npages - 1].store(p, std::memory_order_relaxed);
-      delete_descriptor(s);
-      s = p;
-      first = p_first;
+    Span *prev = pagemap_[first - 1].load(std::memory_order_relaxed);  // its last page
+    if (mergeable(prev)) {
+      remove_free(prev);
+      s = join(prev, s);
+      first = (s->start - base_) >> kPageShift;
     }
   }
   size_t after = first + s->npages;
   if (after < (frontier_off_.load(std::memory_order_relaxed) >> kPageShift)) {
-    Span *n = pagemap_[after].load(std::memory_order_relaxed);
-    if (n && n->state == SpanState::kFree && (n->page_flags & kPagesDecommitted) == state) {
-      remove_free(n);
-      if (s->npages > 1) pagemap_[after - 1].store(nullptr, std::memory_order_relaxed);
-      if (n->npages > 1) pagemap_[after].store(nullptr, std::memory_order_relaxed);
-      s->npages += n->npages;
-      s->page_flags &= n->page_flags;
-      s->epoch = std::max(s->epoch, n->epoch);
-      pagemap_[first + s->npages - 1].store(s, std::memory_order_relaxed);
-      delete_descriptor(n);
+    Span *next = pagemap_[after].load(std::memory_order_relaxed);  // its first page
+    if (mergeable(next)) {
+      remove_free(next);
+      s = join(s, next);
     }
   }
   return s;

@@ -28,6 +28,14 @@ __attribute__((always_inline)) inline void *pop_cached(Kind kind, size_t n) {
   return p;
 }
 
+// A switch that may change any time (under the lock: a collection reads it).
+void set_switch(bool Settings::*field, int on) {
+  Collector &c = C();
+  c.lock();
+  c.settings.*field = on != 0;
+  c.unlock();
+}
+
 }  // namespace
 
 extern "C" {
@@ -56,26 +64,11 @@ int dunegc_set_markers(unsigned n) {
   c.settings.markers = n;
   return 0;
 }
-void dunegc_set_scan_dynamic_libraries(int on) {
-  Collector &c = C();
-  c.lock();
-  c.settings.scan_dls = on != 0;
-  c.unlock();
-}
+void dunegc_set_scan_dynamic_libraries(int on) { set_switch(&Settings::scan_dls, on); }
 int dunegc_get_scan_dynamic_libraries(void) { return C().settings.scan_dls; }
-void dunegc_set_java_finalization(int on) {
-  Collector &c = C();
-  c.lock();
-  c.settings.java_finalization = on != 0;
-  c.unlock();
-}
+void dunegc_set_java_finalization(int on) { set_switch(&Settings::java_finalization, on); }
 int dunegc_get_java_finalization(void) { return C().settings.java_finalization; }
-void dunegc_set_finalize_on_demand(int on) {
-  Collector &c = C();
-  c.lock();
-  c.settings.finalize_on_demand = on != 0;
-  c.unlock();
-}
+void dunegc_set_finalize_on_demand(int on) { set_switch(&Settings::finalize_on_demand, on); }
 int dunegc_get_finalize_on_demand(void) { return C().settings.finalize_on_demand; }
 int dunegc_set_max_heap(size_t bytes) { return C().set_max_heap(bytes); }
 size_t dunegc_get_max_heap(void) { return C().settings.max_heap; }

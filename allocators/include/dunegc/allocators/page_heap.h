@@ -109,6 +109,7 @@ class PageHeap {
   FreeSet &set_of(const Span *s) { return (s->page_flags & kPagesDecommitted) ? returned_ : free_; }
   void insert_free(Span *s);
   void remove_free(Span *s);
+  Span *join(Span *lo, Span *hi);
   Span *coalesce(Span *s);
   Span *find_fit(FreeSet &set, size_t npages);
   Span *grow(size_t npages);
