@@ -93,7 +93,7 @@ inline void Marker::push(Local &L, MarkEntry e) {
 
 // Resolves one candidate word and, if it points to an unmarked object, marks and pushes it.
 // The hot loop of marking: kept branch-light and inlined into every scanner.
-__attribute__((always_inline)) inline void Marker::visit(uintptr_t w, Local &L) {
+DUNEGC_SCAN_INLINE inline void Marker::visit(uintptr_t w, Local &L) {
   uintptr_t off = w - heap_lo_;
   if (off >= heap_len_) return;
   Span *s = pagemap_[off >> allocators::kPageShift].load(std::memory_order_relaxed);
@@ -156,13 +156,13 @@ bool Marker::take(Local &L) {
 bool Marker::claim_root(Local &L) {
   size_t i = next_root_.fetch_add(1, std::memory_order_relaxed);
   if (i >= roots_.size()) return false;
-  auto v = [&](uintptr_t w) __attribute__((always_inline)) { visit(w, L); };
+  auto v = [&](uintptr_t w) DUNEGC_SCAN_INLINE { visit(w, L); };
   scan_words(roots_[i].lo, roots_[i].hi, v);
   return true;
 }
 
 void Marker::scan(const MarkEntry &e, Local &L) {
-  auto v = [&](uintptr_t w) __attribute__((always_inline)) { visit(w, L); };
+  auto v = [&](uintptr_t w) DUNEGC_SCAN_INLINE { visit(w, L); };
   if (!(e.info & 1)) {
     uintptr_t lo = e.start, hi = e.start + (e.info >> 2);
     if (hi - lo > kObjectChunk) {  // scan a chunk, leave the rest for later (or others)
@@ -315,7 +315,7 @@ void Marker::drain() {
 // Rescans every marked object: those whose entries were dropped get scanned this time.
 void Marker::recover() {
   Local &L = locals_[0];
-  auto v = [&](uintptr_t w) __attribute__((always_inline)) { visit(w, L); };
+  auto v = [&](uintptr_t w) DUNEGC_SCAN_INLINE { visit(w, L); };
   heap_->for_each_marked_object([&](const ObjRef &r) {
     scan_object(r, v);
     if (L.size() > L.mask / 2) process(L);

@@ -8,13 +8,20 @@
 #include "layout.h"
 
 // Conservative scanning reads whole stacks and data segments, including the redzones
-// AddressSanitizer plants there: those reads are legitimate.
+// AddressSanitizer plants there: those reads are legitimate. The word loop and the mark
+// visitor are forced inline for speed -- except under ASan, where forcing code across the
+// no_sanitize boundary either loses the exemption or leaves stale scope poison behind.
 #define DUNEGC_NO_ASAN __attribute__((no_sanitize("address")))
+#if defined(__SANITIZE_ADDRESS__)
+#define DUNEGC_SCAN_INLINE
+#else
+#define DUNEGC_SCAN_INLINE __attribute__((always_inline))
+#endif
 
 namespace dunegc::gc {
 
 template <typename V>
-DUNEGC_NO_ASAN __attribute__((always_inline)) inline void scan_words(uintptr_t lo, uintptr_t hi, V &v) {
+DUNEGC_NO_ASAN DUNEGC_SCAN_INLINE inline void scan_words(uintptr_t lo, uintptr_t hi, V &v) {
   lo = (lo + 7) & ~uintptr_t{7};
   hi &= ~uintptr_t{7};
   for (auto *p = reinterpret_cast<const uintptr_t *>(lo); p < reinterpret_cast<const uintptr_t *>(hi); p++)
