@@ -24,3 +24,4 @@ add_executable(gc_stats_exit_demo tests/stats_exit_demo.c)
 target_link_libraries(gc_stats_exit_demo PRIVATE dunegc dunegc_warnings)
 dunegc_add_test(gc_stats_at_exit LABEL unit COMMAND sh -c
   "out=$(DUNEGC_STATS=1 $<TARGET_FILE:gc_stats_exit_demo> 2>&1) && echo \"$out\" | grep -q 'dunegc: [0-9]* collections' && echo \"$out\" | grep -q 'pause histogram' && echo \"$out\" | grep -q 'phases (total ms): stop' && test -z \"$($<TARGET_FILE:gc_stats_exit_demo> 2>&1)\" && echo \"$out\"")
+gc_test(gc_typed_test)
