@@ -220,11 +220,12 @@ typedef void (*dunegc_warn_fn)(const char *msg);
 DUNEGC_API void dunegc_set_warn_handler(dunegc_warn_fn fn);
 DUNEGC_API dunegc_warn_fn dunegc_get_warn_handler(void);
 
-/* Collection events, in Boehm 8.2's GC_EventType order. One collection reports START,
- * PRE_STOP_WORLD, POST_STOP_WORLD, MARK_START, MARK_END, RECLAIM_START, RECLAIM_END,
- * PRE_START_WORLD, POST_START_WORLD, END: the world is stopped from POST_STOP_WORLD to
- * PRE_START_WORLD (the reclaim here is the part of sweeping done in the pause; the
- * rest is lazy, during allocation). The handler runs on the collecting thread, with
+/* Collection events, in Boehm 8.2's GC_EventType order. One collection reports, in
+ * Boehm's sequence, START, PRE_STOP_WORLD, POST_STOP_WORLD, MARK_START, MARK_END,
+ * PRE_START_WORLD, POST_START_WORLD, RECLAIM_START, RECLAIM_END, END. The world is stopped
+ * from POST_STOP_WORLD to PRE_START_WORLD; the reclaim (large objects, sweep set-up,
+ * decommit) runs after the restart with the collector's lock held, and small objects are
+ * swept lazily during allocation. The handler runs on the collecting thread, maybe with
  * other threads stopped: it must not allocate, lock, or call the collector. */
 typedef enum dunegc_event {
 	DUNEGC_EVENT_START = 0,
@@ -262,7 +263,8 @@ typedef struct dunegc_stats {
 	uint64_t total_bytes;          /* allocated since init */
 	uint64_t collections;
 	unsigned markers;
-	/* pauses (world stopped), nanoseconds */
+	/* pauses (world stopped), nanoseconds; the stop, roots and mark phases make up a
+	 * pause, the sweep phase (reclaim) follows it with the lock held */
 	uint64_t pause_total_ns, pause_max_ns, pause_last_ns;
 	uint64_t phase_total_ns[DUNEGC_PHASES], phase_last_ns[DUNEGC_PHASES];
 	uint64_t pause_histogram[DUNEGC_PAUSE_BUCKETS];
