@@ -60,32 +60,25 @@ dunegc_layout record_bitmap() {
 
 }  // namespace
 
-TEST(Typed, BitmapLayoutScansOnlyItsPointerWords) {
+// Holders of `size` bytes with `layout`: what their ptr words reach survives, what their
+// data words reach does not.
+void expect_only_pointer_words_retain(size_t size, dunegc_layout layout) {
   init_or_die();
   Watch w(kTargets);
-  fill(w, 0, sizeof(Record), record_bitmap());
+  fill(w, 0, size, layout);
   collect_clean();
   EXPECT_EQ(alive_with_parity(w, 0), size_t(kTargets / 2));  // through ptr: kept
   EXPECT_EQ(alive_with_parity(w, 1), 0u);                    // through data: not
 }
 
+TEST(Typed, BitmapLayoutScansOnlyItsPointerWords) { expect_only_pointer_words_retain(sizeof(Record), record_bitmap()); }
+
 TEST(Typed, TraceCallbackLayoutScansOnlyWhatItReports) {
-  init_or_die();
-  Watch w(kTargets);
-  fill(w, 0, sizeof(Record), dunegc_layout_trace(&trace_record));
-  collect_clean();
-  EXPECT_EQ(alive_with_parity(w, 0), size_t(kTargets / 2));
-  EXPECT_EQ(alive_with_parity(w, 1), 0u);
+  expect_only_pointer_words_retain(sizeof(Record), dunegc_layout_trace(&trace_record));
 }
 
-TEST(Typed, LargeTypedObjectsKeepTheirLayout) {
-  init_or_die();
-  Watch w(kTargets);
-  fill(w, 0, 100000, record_bitmap());  // words past the bitmap hold no pointers either
-  collect_clean();
-  EXPECT_EQ(alive_with_parity(w, 0), size_t(kTargets / 2));
-  EXPECT_EQ(alive_with_parity(w, 1), 0u);
-}
+// Words past the bitmap hold no pointers either, and the layout lives in the span.
+TEST(Typed, LargeTypedObjectsKeepTheirLayout) { expect_only_pointer_words_retain(100000, record_bitmap()); }
 
 TEST(Typed, TheSameWordsInAConservativeObjectRetainEverything) {
   init_or_die();
