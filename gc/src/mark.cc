@@ -1,0 +1,368 @@
+#include "mark.h"
+
+#include <linux/futex.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+
+#include "report.h"
+#include "scan.h"
+
+namespace dunegc::gc {
+
+namespace {
+
+constexpr size_t kPacket = 256;            // entries moved to or from the pool at a time
+constexpr size_t kRootChunk = 64 * 1024;   // bytes of a root range one claim scans
+constexpr size_t kObjectChunk = 16 * 1024; // large objects are scanned this much at a time
+constexpr unsigned kFifo = 8;              // prefetch distance, in objects
+constexpr size_t kParallelWork = 64;       // below this many entries/chunks, mark alone
+
+void futex_wait(std::atomic<uint32_t> *a, uint32_t val) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t *>(a), FUTEX_WAIT_PRIVATE, val, nullptr, nullptr, 0);
+}
+void futex_wake(std::atomic<uint32_t> *a, int n) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t *>(a), FUTEX_WAKE_PRIVATE, n, nullptr, nullptr, 0);
+}
+
+}  // namespace
+
+Marker::~Marker() {
+  // Helpers are parked forever on job_; the process exit takes them down. Stacks and the
+  // pool are metadata mappings that live as long as the collector.
+}
+
+int Marker::init(GcHeap *heap, const Config &c) {
+  heap_ = heap;
+  nmarkers_ = c.markers < 1 ? 1 : c.markers > kMaxMarkers ? kMaxMarkers : c.markers;
+  size_t entries = 64;
+  while (entries < c.stack_entries) entries <<= 1;
+  stack_entries_ = entries;
+  for (unsigned i = 0; i < nmarkers_; i++) {
+    locals_[i].buf = static_cast<MarkEntry *>(ChunkProvider::map_metadata(entries * sizeof(MarkEntry)));
+    if (!locals_[i].buf) return -ENOMEM;
+    locals_[i].mask = entries - 1;
+  }
+  pool_cap_ = nmarkers_ > 1 ? entries : kPacket;
+  pool_ = static_cast<MarkEntry *>(ChunkProvider::map_metadata(pool_cap_ * sizeof(MarkEntry)));
+  if (!pool_) return -ENOMEM;
+  pthread_spin_init(&pool_lock_, PTHREAD_PROCESS_PRIVATE);
+  return 0;
+}
+
+void Marker::begin(bool interior_pointers) {
+  interior_ = interior_pointers;
+  heap_lo_ = heap_->base();
+  heap_len_ = heap_->frontier() - heap_->base();
+  pagemap_ = heap_->pages().pagemap();
+  roots_.clear();
+  next_root_.store(0, std::memory_order_relaxed);
+  pool_count_.store(0, std::memory_order_relaxed);
+  overflowed_.store(false, std::memory_order_relaxed);
+  overflow_rounds_ = 0;
+  for (unsigned i = 0; i < nmarkers_; i++) {
+    locals_[i].top = locals_[i].bottom = 0;
+    locals_[i].objects = locals_[i].bytes = 0;
+  }
+}
+
+int Marker::add_root_range(uintptr_t lo, uintptr_t hi) {
+  while (lo < hi) {
+    uintptr_t end = hi - lo > kRootChunk ? lo + kRootChunk : hi;
+    if (!roots_.push({lo, end})) return -ENOMEM;
+    lo = end;
+  }
+  return 0;
+}
+
+inline void Marker::push(Local &L, MarkEntry e) {
+  if (__builtin_expect(L.size() > L.mask, 0)) {
+    // Full: give half to the pool; if the pool is full too, drop the entry (its object is
+    // marked, and recover() will rescan it).
+    if (!donate(L, L.size() / 2)) {
+      overflowed_.store(true, std::memory_order_relaxed);
+      return;
+    }
+  }
+  L.buf[L.top++ & L.mask] = e;
+}
+
+// Resolves one candidate word and, if it points to an unmarked object, marks and pushes it.
+// The hot loop of marking: kept branch-light and inlined into every scanner.
+DUNEGC_SCAN_INLINE inline void Marker::visit(uintptr_t w, Local &L) {
+  uintptr_t off = w - heap_lo_;
+  if (off >= heap_len_) return;
+  Span *s = pagemap_[off >> allocators::kPageShift].load(std::memory_order_relaxed);
+  if (!s) return;
+  uintptr_t base;
+  unsigned i;
+  if (__builtin_expect(s->state == SpanState::kSmall, 1)) {
+    i = s->index_of(w);
+    if (i >= s->nobjs) return;
+    base = s->object(i);
+    if (!interior_ && base != w) return;
+  } else {
+    ObjRef r;
+    if (!heap_->resolve(w, interior_, &r)) return;
+    base = r.base;
+    i = 0;
+  }
+  if (s->kind == kUncollectable) return;  // always "marked"; scanned as roots
+  std::atomic_ref<uint8_t> mark(mark_bytes(s)[i]);
+  if (mark.load(std::memory_order_relaxed)) return;
+  mark.store(1, std::memory_order_relaxed);
+  L.objects++;
+  L.bytes += s->size;
+  if (s->kind == kNormal) {
+    push(L, {base, uintptr_t(s->size) << 2});
+  } else if (s->kind == kTyped) {
+    if (const Layout *l = GcHeap::layout_of(ObjRef{s, i, base})) push(L, {base, reinterpret_cast<uintptr_t>(l) | 1});
+  }
+}
+
+bool Marker::donate(Local &L, size_t n) {
+  if (n == 0) return false;
+  pthread_spin_lock(&pool_lock_);
+  size_t have = pool_count_.load(std::memory_order_relaxed);
+  if (have + n > pool_cap_) n = pool_cap_ - have;
+  for (size_t i = 0; i < n; i++) pool_[have + i] = L.buf[(L.bottom + i) & L.mask];
+  L.bottom += n;
+  pool_count_.store(have + n, std::memory_order_release);
+  pthread_spin_unlock(&pool_lock_);
+  if (n && sleepers_.load(std::memory_order_acquire)) {
+    wake_.fetch_add(1, std::memory_order_acq_rel);
+    futex_wake(&wake_, 1);
+  }
+  return n > 0;
+}
+
+bool Marker::take(Local &L) {
+  if (pool_count_.load(std::memory_order_acquire) == 0) return false;
+  pthread_spin_lock(&pool_lock_);
+  size_t have = pool_count_.load(std::memory_order_relaxed);
+  size_t room = L.mask + 1 - L.size();
+  size_t n = have < kPacket ? have : kPacket;
+  if (n > room) n = room;
+  for (size_t i = 0; i < n; i++) L.buf[L.top++ & L.mask] = pool_[have - n + i];
+  pool_count_.store(have - n, std::memory_order_relaxed);
+  pthread_spin_unlock(&pool_lock_);
+  return n > 0;
+}
+
+bool Marker::claim_root(Local &L) {
+  size_t i = next_root_.fetch_add(1, std::memory_order_relaxed);
+  if (i >= roots_.size()) return false;
+  auto v = [&](uintptr_t w) DUNEGC_SCAN_INLINE { visit(w, L); };
+  scan_words(roots_[i].lo, roots_[i].hi, v);
+  return true;
+}
+
+void Marker::scan(const MarkEntry &e, Local &L) {
+  auto v = [&](uintptr_t w) DUNEGC_SCAN_INLINE { visit(w, L); };
+  if (!(e.info & 1)) {
+    uintptr_t lo = e.start, hi = e.start + (e.info >> 2);
+    if (hi - lo > kObjectChunk) {  // scan a chunk, leave the rest for later (or others)
+      push(L, {lo + kObjectChunk, (hi - lo - kObjectChunk) << 2});
+      hi = lo + kObjectChunk;
+    }
+    scan_words(lo, hi, v);
+    return;
+  }
+  const Layout *l = reinterpret_cast<const Layout *>(e.info & ~uintptr_t{1});
+  if (l->type == Layout::kBitmap) {
+    scan_bitmap(e.start, l, v);
+  } else {
+    ObjRef r;
+    if (heap_->resolve(e.start, false, &r)) scan_trace(e.start, GcHeap::usable_size(r), l, v);
+  }
+}
+
+// Drains the local stack through the prefetch FIFO, sharing work when others are idle.
+void Marker::process(Local &L) {
+  MarkEntry fifo[kFifo];
+  unsigned head = 0, tail = 0, since_share = 0;
+  for (;;) {
+    while (tail - head < kFifo && L.size()) {
+      MarkEntry e = L.buf[--L.top & L.mask];
+      __builtin_prefetch(reinterpret_cast<const void *>(e.start));
+      fifo[tail++ % kFifo] = e;
+    }
+    if (tail == head) return;
+    scan(fifo[head++ % kFifo], L);
+    if (++since_share == 32) {
+      since_share = 0;
+      if (waiting_.load(std::memory_order_relaxed) &&
+          pool_count_.load(std::memory_order_relaxed) < kPacket && L.size() > 2 * kPacket)
+        donate(L, kPacket);
+    }
+  }
+}
+
+bool Marker::has_shared_work() const {
+  return pool_count_.load(std::memory_order_acquire) || next_root_.load(std::memory_order_relaxed) < roots_.size();
+}
+
+// Marks until the round is over: every marker that joined it is idle with no work left.
+// The last one to see that closes the round; helpers that wake up after it closed do not
+// join, so a descheduled helper never holds the collection up.
+void Marker::work(Local &L) {
+  for (;;) {
+    process(L);
+    if (claim_root(L) || take(L)) continue;
+    waiting_.fetch_add(1, std::memory_order_acq_rel);
+    for (unsigned spins = 0;; spins++) {
+      if (has_shared_work()) {
+        waiting_.fetch_sub(1, std::memory_order_acq_rel);
+        break;
+      }
+      uint64_t st = round_.load(std::memory_order_acquire);
+      if (st & 1) return;  // closed
+      if (waiting_.load(std::memory_order_acquire) == ((st >> 1) & 0xffff) && !has_shared_work() &&
+          round_.compare_exchange_strong(st, st | 1, std::memory_order_acq_rel)) {
+        wake_.fetch_add(1, std::memory_order_acq_rel);
+        futex_wake(&wake_, INT_MAX);  // sleeping markers see the round closed
+        return;
+      }
+      if (spins < 512) {
+        __builtin_ia32_pause();
+      } else {
+        // Idle for a while (a chain being marked offers nothing to share): sleep until work
+        // is donated or the round closes, rather than take the CPU from the one marking.
+        uint32_t seen = wake_.load(std::memory_order_acquire);
+        if (has_shared_work() || (round_.load(std::memory_order_acquire) & 1)) continue;
+        sleepers_.fetch_add(1, std::memory_order_acq_rel);
+        futex_wait(&wake_, seen);
+        sleepers_.fetch_sub(1, std::memory_order_acq_rel);
+        spins = 0;
+      }
+    }
+  }
+}
+
+void *Marker::helper_main(void *arg) {
+  auto *a = static_cast<HelperArg *>(arg);
+  Marker *m = a->marker;
+  uint32_t seen = 0;
+  for (;;) {
+    uint32_t g;
+    while ((g = m->job_.load(std::memory_order_acquire)) == seen) futex_wait(&m->job_, seen);
+    seen = g;
+    // Join the round we were woken for, if it is still open.
+    uint64_t st = m->round_.load(std::memory_order_acquire);
+    while ((st >> 32) == g && !(st & 1)) {
+      if (m->round_.compare_exchange_weak(st, st + 2, std::memory_order_acq_rel)) {
+        m->work(m->locals_[a->index]);
+        m->done_.fetch_add(1, std::memory_order_acq_rel);
+        futex_wake(&m->done_, 1);
+        break;
+      }
+    }
+  }
+  return nullptr;
+}
+
+int Marker::start_helpers() {
+  helpers_started_ = true;
+  // Helpers take no signals: process-directed ones must go to mutators, and they are not
+  // registered threads, so the world stopper never signals them.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
+  for (unsigned i = 1; i < nmarkers_; i++) {
+    helper_args_[i] = {this, i};
+    if (pthread_create(&helpers_[i], nullptr, &Marker::helper_main, &helper_args_[i]) != 0) break;
+    pthread_detach(helpers_[i]);
+    helpers_running_++;
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (helpers_running_ + 1 < nmarkers_)
+    warn("could start only %u of %u marker threads; marking with fewer", helpers_running_ + 1, nmarkers_);
+  return 0;
+}
+
+void Marker::run_round(bool parallel) {
+  waiting_.store(0, std::memory_order_relaxed);
+  done_.store(0, std::memory_order_relaxed);
+  uint32_t gen = job_.load(std::memory_order_relaxed) + 1;
+  round_.store(uint64_t(gen) << 32 | 2, std::memory_order_release);  // open, one marker: us
+  if (parallel) {
+    job_.store(gen, std::memory_order_release);
+    futex_wake(&job_, INT_MAX);
+  }
+  work(locals_[0]);
+  uint32_t helpers = uint32_t((round_.load(std::memory_order_acquire) >> 1) & 0xffff) - 1, d;
+  while ((d = done_.load(std::memory_order_acquire)) < helpers) futex_wait(&done_, d);
+}
+
+void Marker::drain() {
+  size_t claimed = next_root_.load(std::memory_order_relaxed);
+  size_t roots_left = claimed < roots_.size() ? roots_.size() - claimed : 0;
+  bool parallel = nmarkers_ > 1 && roots_left + locals_[0].size() >= kParallelWork;
+  if (parallel && !helpers_started_) start_helpers();
+  run_round(parallel && helpers_running_ > 0);
+  while (overflowed_.load(std::memory_order_relaxed)) {
+    overflowed_.store(false, std::memory_order_relaxed);
+    overflow_rounds_++;
+    recover();
+    run_round(false);
+  }
+}
+
+// Rescans every marked object: those whose entries were dropped get scanned this time.
+void Marker::recover() {
+  Local &L = locals_[0];
+  auto v = [&](uintptr_t w) DUNEGC_SCAN_INLINE { visit(w, L); };
+  heap_->for_each_marked_object([&](const ObjRef &r) {
+    scan_object(r, v);
+    if (L.size() > L.mask / 2) process(L);
+  });
+}
+
+void Marker::mark_candidate(uintptr_t word) { visit(word, locals_[0]); }
+
+bool Marker::is_marked(uintptr_t obj) const {
+  ObjRef r;
+  return heap_->resolve(obj, false, &r) && gc::is_marked(r);
+}
+
+void Marker::set_mark(const ObjRef &r) {
+  if (set_marked(r)) {
+    locals_[0].objects++;
+    locals_[0].bytes += r.span->size;
+  }
+}
+
+bool Marker::mark_object(const ObjRef &r) {
+  if (!set_marked(r)) return false;
+  locals_[0].objects++;
+  locals_[0].bytes += r.span->size;
+  auto v = [&](uintptr_t w) { visit(w, locals_[0]); };
+  scan_object(r, v);
+  return true;
+}
+
+void Marker::scan_contents(const ObjRef &r, bool ignore_self) {
+  uintptr_t lo = r.base, len = r.span->size;
+  auto v = [&](uintptr_t w) {
+    if (!ignore_self || w - lo >= len) visit(w, locals_[0]);
+  };
+  scan_object(r, v);
+}
+
+uint64_t Marker::objects_marked() const {
+  uint64_t n = 0;
+  for (unsigned i = 0; i < nmarkers_; i++) n += locals_[i].objects;
+  return n;
+}
+
+uint64_t Marker::bytes_marked() const {
+  uint64_t n = 0;
+  for (unsigned i = 0; i < nmarkers_; i++) n += locals_[i].bytes;
+  return n;
+}
+
+}  // namespace dunegc::gc
