@@ -3,7 +3,8 @@
 #
 #   dunegc_add_guest_executable(<name> SOURCES <files...> [LIBS <libs...>])
 #       A statically linked program for the guest (its initramfs has no libc). Sanitizers
-#       are left out: ASan/UBSan runtimes cannot link statically.
+#       are left out: ASan/UBSan runtimes cannot link statically. In sanitizer builds the
+#       program is built only on request and qemu tests are not registered.
 #
 #   dunegc_add_qemu_test(<name> COMMANDS <guest shell command>...
 #                        [BINARIES <targets or files>...] [MODULES <kvm-amd|dune|...>...]
@@ -57,12 +58,19 @@ function(dunegc_add_guest_executable name)
     endif()
   endforeach()
   target_link_options(${name} PRIVATE -static)
+  # A guest program that links project libraries would link their ASan/UBSan-instrumented
+  # objects statically, which cannot work; in sanitizer builds guest programs are built only
+  # on request (dunegc_add_qemu_test registers nothing there: the debug test preset leaves
+  # the qemu label out).
+  if(DUNEGC_SANITIZE)
+    set_target_properties(${name} PROPERTIES EXCLUDE_FROM_ALL TRUE)
+  endif()
 endfunction()
 
 function(dunegc_add_qemu_test name)
   cmake_parse_arguments(A "" "TIMEOUT;COMMAND_TIMEOUT;MEMORY;EXPECT_FAILURE"
                         "COMMANDS;BINARIES;MODULES" ${ARGN})
-  if(NOT DUNEGC_QEMU_TESTS OR NOT DUNEGC_BUILD_TESTS)
+  if(NOT DUNEGC_QEMU_TESTS OR NOT DUNEGC_BUILD_TESTS OR DUNEGC_SANITIZE)
     return()
   endif()
   if(NOT A_COMMANDS)
