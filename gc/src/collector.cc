@@ -617,7 +617,7 @@ __attribute__((noinline)) void Collector::collect_world(uintptr_t own_sp) {
   times.phase_ns[DUNEGC_PHASE_MARK] = t3 - t2;
   times.phase_ns[DUNEGC_PHASE_SWEEP] = t5 - t4;
   times.pause_ns = t4 - t0;
-  stats_.record(times, marker_.objects_marked(), marker_.overflowed_this_cycle());
+  stats_.record(times, marker_.objects_marked(), marker_.helper_objects_marked(), marker_.overflowed_this_cycle());
   collecting_ = false;
   event(DUNEGC_EVENT_END);
 }

@@ -20,7 +20,8 @@ constexpr size_t kPacket = 256;            // entries moved to or from the pool 
 constexpr size_t kRootChunk = 64 * 1024;   // bytes of a root range one claim scans
 constexpr size_t kObjectChunk = 16 * 1024; // large objects are scanned this much at a time
 constexpr unsigned kFifo = 8;              // prefetch distance, in objects
-constexpr size_t kParallelWork = 64;       // below this many entries/chunks, mark alone
+constexpr size_t kParallelRoots = 64;      // root chunks that are worth waking helpers for
+constexpr uint64_t kWakeAfter = 2048;      // objects marked alone before helpers are woken
 
 void futex_wait(std::atomic<uint32_t> *a, uint32_t val) {
   syscall(SYS_futex, reinterpret_cast<uint32_t *>(a), FUTEX_WAIT_PRIVATE, val, nullptr, nullptr, 0);
@@ -195,9 +196,16 @@ void Marker::process(Local &L) {
     scan(fifo[head++ % kFifo], L);
     if (++since_share == 32) {
       since_share = 0;
-      if (waiting_.load(std::memory_order_relaxed) &&
-          pool_count_.load(std::memory_order_relaxed) < kPacket && L.size() > 2 * kPacket)
-        donate(L, kPacket);
+      // Something to share: the oldest entries, which in a tree or a graph marked depth
+      // first are the biggest subgraphs -- worth handing over even when there are few.
+      if (L.size() >= 2) {
+        if (!helpers_woken_.load(std::memory_order_relaxed)) {
+          if (may_wake_ && L.objects - round_objects_ >= kWakeAfter) wake_helpers();
+        } else if (waiting_.load(std::memory_order_relaxed) &&
+                   pool_count_.load(std::memory_order_relaxed) < kPacket) {
+          donate(L, L.size() / 2 < kPacket ? L.size() / 2 : kPacket);
+        }
+      }
     }
   }
 }
@@ -284,24 +292,33 @@ int Marker::start_helpers() {
   return 0;
 }
 
+// Helpers are woken for a round only once it shows enough work: many root chunks at the
+// start, or, while the collecting thread marks, a few thousand objects with more pending
+// (a large graph reached from few roots -- the common case). Small rounds never pay for
+// the wake-up.
+void Marker::wake_helpers() {
+  if (helpers_woken_.exchange(true, std::memory_order_acq_rel)) return;
+  job_.store(round_gen_, std::memory_order_release);
+  futex_wake(&job_, INT_MAX);
+}
+
 void Marker::run_round(bool parallel) {
   waiting_.store(0, std::memory_order_relaxed);
   done_.store(0, std::memory_order_relaxed);
-  uint32_t gen = job_.load(std::memory_order_relaxed) + 1;
-  round_.store(uint64_t(gen) << 32 | 2, std::memory_order_release);  // open, one marker: us
-  if (parallel) {
-    job_.store(gen, std::memory_order_release);
-    futex_wake(&job_, INT_MAX);
-  }
+  round_gen_ = job_.load(std::memory_order_relaxed) + 1;
+  round_.store(uint64_t(round_gen_) << 32 | 2, std::memory_order_release);  // open, one marker: us
+  helpers_woken_.store(false, std::memory_order_relaxed);
+  may_wake_ = parallel;
+  round_objects_ = locals_[0].objects;
+  size_t claimed = next_root_.load(std::memory_order_relaxed);
+  if (parallel && claimed < roots_.size() && roots_.size() - claimed >= kParallelRoots) wake_helpers();
   work(locals_[0]);
   uint32_t helpers = uint32_t((round_.load(std::memory_order_acquire) >> 1) & 0xffff) - 1, d;
   while ((d = done_.load(std::memory_order_acquire)) < helpers) futex_wait(&done_, d);
 }
 
 void Marker::drain() {
-  size_t claimed = next_root_.load(std::memory_order_relaxed);
-  size_t roots_left = claimed < roots_.size() ? roots_.size() - claimed : 0;
-  bool parallel = nmarkers_ > 1 && roots_left + locals_[0].size() >= kParallelWork;
+  bool parallel = nmarkers_ > 1;
   if (parallel && !helpers_started_) start_helpers();
   run_round(parallel && helpers_running_ > 0);
   while (overflowed_.load(std::memory_order_relaxed)) {
@@ -356,6 +373,12 @@ void Marker::scan_contents(const ObjRef &r, bool ignore_self) {
 uint64_t Marker::objects_marked() const {
   uint64_t n = 0;
   for (unsigned i = 0; i < nmarkers_; i++) n += locals_[i].objects;
+  return n;
+}
+
+uint64_t Marker::helper_objects_marked() const {
+  uint64_t n = 0;
+  for (unsigned i = 1; i < nmarkers_; i++) n += locals_[i].objects;
   return n;
 }
 
