@@ -36,7 +36,10 @@ namespace dunegc::gc {
 
 struct MarkEntry {
   uintptr_t start;
-  uintptr_t info;  // bit 0 clear: range of (info >> 2) bytes; set: typed, Layout* | 1
+  // Bits 1..0: 00, a range of (info >> 2) bytes; 10, a small typed object of (info >> 2)
+  // bytes whose layout is in its last word (read when the entry is scanned, after the
+  // prefetch); 01, a typed object with its layout: Layout* | 1.
+  uintptr_t info;
 };
 
 struct Range {
@@ -90,12 +93,13 @@ class Marker {
     size_t size() const { return top - bottom; }
   };
 
-  void visit(uintptr_t w, Local &L);
-  void push(Local &L, MarkEntry e);
+  // A marker's working state in local variables while it marks (mark.cc).
+  struct Scanner;
+
   bool donate(Local &L, size_t n);
   bool take(Local &L);
   bool claim_root(Local &L);
-  void scan(const MarkEntry &e, Local &L);
+  void scan_traced(Local &L, uintptr_t obj, const Layout *l);
   void process(Local &L);
   void work(Local &L);
   bool has_shared_work() const;
