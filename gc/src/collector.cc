@@ -9,36 +9,13 @@
 #include <cstring>
 #include <new>
 
+#include "env.h"
 #include "report.h"
 #include "scan.h"
 
 namespace dunegc::gc {
 
 namespace {
-
-// Reads a size such as "512M", "2G", "1048576" from the environment; 0 when unset/bad.
-size_t env_size(const char *name) {
-  const char *v = getenv(name);
-  if (!v || !*v) return 0;
-  char *end;
-  unsigned long long n = strtoull(v, &end, 10);
-  switch (*end) {
-    case 'k': case 'K': n <<= 10; end++; break;
-    case 'm': case 'M': n <<= 20; end++; break;
-    case 'g': case 'G': n <<= 30; end++; break;
-    default: break;
-  }
-  if (*end) {
-    warn("ignoring %s=%s: not a size (e.g. 512M)", name, v);
-    return 0;
-  }
-  return size_t(n);
-}
-
-bool env_flag(const char *name) {
-  const char *v = getenv(name);
-  return v && *v && strcmp(v, "0") != 0;
-}
 
 unsigned online_cpus() {
   cpu_set_t set;

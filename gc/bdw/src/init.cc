@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "bdw.h"
+#include "env.h"
 #include "stats.h"
 
 using namespace dunegc::bdw;
@@ -119,29 +120,10 @@ void heap_resize_bridge(size_t bytes) {
   if (GC_on_heap_resize_proc p = GC_on_heap_resize) p(GC_word(bytes));
 }
 
-// A size from the environment ("64M"); 0 when unset, and a warning when malformed.
-size_t env_size(const char *name) {
-  const char *v = getenv(name);
-  if (!v || !*v) return 0;
-  char *end;
-  unsigned long long n = strtoull(v, &end, 10);
-  switch (*end) {
-    case 'k': case 'K': n <<= 10; end++; break;
-    case 'm': case 'M': n <<= 20; end++; break;
-    case 'g': case 'G': n <<= 30; end++; break;
-    default: break;
-  }
-  if (*end) {
-    warn("ignoring %s=%s: not a size", name, v);
-    return 0;
-  }
-  return size_t(n);
-}
-
 // The environment variables of Boehm's that dunegc honours (see docs/bdw.md).
 void read_environment(dunegc_options *o) {
-  if (size_t n = env_size("GC_INITIAL_HEAP_SIZE")) o->initial_heap_bytes = n;
-  if (size_t n = env_size("GC_MAXIMUM_HEAP_SIZE")) dunegc_set_max_heap(n);
+  if (size_t n = gc::env_size("GC_INITIAL_HEAP_SIZE")) o->initial_heap_bytes = n;
+  if (size_t n = gc::env_size("GC_MAXIMUM_HEAP_SIZE")) dunegc_set_max_heap(n);
   const char *m = getenv("GC_MARKERS");
   if (!m || !*m) m = getenv("GC_NPROCS");
   if (m && *m) {
