@@ -251,14 +251,21 @@ void Marker::process(Local &L) {
   MarkEntry fifo[kFifo];
   unsigned head = 0, tail = 0, since_share = 0;
   for (;;) {
-    while (tail - head < kFifo && sc.size()) {
+    if (tail == head && sc.size() == 1) {
+      // One entry and nothing queued (a list): no other fetch to overlap with, so the
+      // FIFO would only add a store and a load to the chain's critical path.
       MarkEntry e = sc.buf[--sc.top & sc.mask];
-      __builtin_prefetch(reinterpret_cast<const void *>(e.start));
-      if (e.info & 2) __builtin_prefetch(reinterpret_cast<const void *>(e.start + (e.info >> 2) - sizeof(void *)));
-      fifo[tail++ % kFifo] = e;
+      sc.scan(e);
+    } else {
+      while (tail - head < kFifo && sc.size()) {
+        MarkEntry e = sc.buf[--sc.top & sc.mask];
+        __builtin_prefetch(reinterpret_cast<const void *>(e.start));
+        if (e.info & 2) __builtin_prefetch(reinterpret_cast<const void *>(e.start + (e.info >> 2) - sizeof(void *)));
+        fifo[tail++ % kFifo] = e;
+      }
+      if (tail == head) break;
+      sc.scan(fifo[head++ % kFifo]);
     }
-    if (tail == head) break;
-    sc.scan(fifo[head++ % kFifo]);
     if (++since_share == 32) {
       since_share = 0;
       // Something to share: the oldest entries, which in a tree or a graph marked depth
