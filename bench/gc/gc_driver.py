@@ -30,8 +30,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# The configurations, in plot order. A collector must have been built (manifest) to run;
-# dunegc joins as Config("dunegc", "dunegc") once workloads/gc builds it.
+# The configurations, in plot order. A collector must have been built (manifest) to run.
+# dunegc is the stop-the-world collector through its Boehm-compatible layer (gc/bdw).
 @dataclass
 class Config:
     name: str
@@ -40,6 +40,7 @@ class Config:
 
 
 CONFIGS = [
+    Config("dunegc", "dunegc"),
     Config("boehm", "boehm"),
     Config("boehm-incremental", "boehm", ["--incremental"]),
     Config("jemalloc", "jemalloc"),

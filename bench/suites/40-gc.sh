@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# GC workloads x collectors (Boehm stop-the-world and incremental, jemalloc, glibc malloc) at
-# equal heap limits: results/gc/<platform-id>/ (runs.json, CSVs, summary, plots).
+# GC workloads x collectors (dunegc through gc/bdw, Boehm stop-the-world and incremental,
+# jemalloc, glibc malloc) at equal heap limits: results/gc/<platform-id>/ (runs.json, CSVs,
+# summary, plots).
 # Run by scripts/bench.sh; DUNEGC_QUICK=1 runs the quick sizes, 2 repetitions.
 # See docs/workloads.md.
 set -euo pipefail

@@ -1,14 +1,12 @@
-// The C API: thin entry points over the Collector, plus the allocation fast paths.
-//
-// The fast path is the whole of dunegc_malloc when the calling thread is registered and
-// its free list for the size class is non-empty: a thread-local load, a table lookup, a
-// pop and a store -- no lock, no atomic instruction, no call.
+// The C API: thin entry points over the Collector. The allocation fast paths (alloc_fast.h)
+// are the whole of dunegc_malloc when the calling thread's free list has an object.
 #include <dlfcn.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 
+#include "alloc_fast.h"
 #include "collector.h"
 #include "report.h"
 
@@ -17,16 +15,6 @@ using namespace dunegc::gc;
 namespace {
 
 inline Collector &C() { return Collector::get(); }
-
-// Pops the calling thread's free list for (kind, n); nullptr means "take the slow path".
-__attribute__((always_inline)) inline void *pop_cached(Kind kind, size_t n) {
-  ThreadRecord *t = t_self;
-  if (__builtin_expect(t == nullptr || n > kMaxSmallSize, 0)) return nullptr;
-  void **list = &t->cache.lists[kind][dunegc::allocators::size_to_class(n)];
-  void *p = *list;
-  if (__builtin_expect(p != nullptr, 1)) *list = *static_cast<void **>(p);
-  return p;
-}
 
 // A switch that may change any time (under the lock: a collection reads it).
 void set_switch(bool Settings::*field, int on) {
@@ -77,10 +65,7 @@ int dunegc_expand_heap(size_t bytes) { return C().expand_heap(bytes); }
 // --- allocation ---
 
 void *dunegc_malloc(size_t n) {
-  if (void *p = pop_cached(kNormal, n)) {
-    *static_cast<void **>(p) = nullptr;  // the rest of the object was zeroed when swept
-    return p;
-  }
+  if (void *p = alloc_normal_fast(n)) return p;
   return n <= kMaxSmallSize ? C().alloc_small(n, kNormal, nullptr) : C().alloc_large(n, kNormal, 0, nullptr);
 }
 
@@ -106,19 +91,10 @@ void *dunegc_malloc_typed(size_t n, dunegc_layout layout) {
     fail(-EINVAL, "dunegc_malloc_typed(%zu): no layout", n);
     return nullptr;
   }
-  // An object covers at least the words its bitmap describes; small ones carry their
-  // layout in the last word of the slot.
-  if (layout->type == Layout::kBitmap && n < size_t(layout->nwords) * sizeof(void *))
-    n = size_t(layout->nwords) * sizeof(void *);
+  n = typed_request(n, layout);
+  if (void *p = alloc_typed_fast(n, layout)) return p;
   size_t slot = n + sizeof(void *);
-  if (slot > kMaxSmallSize) return C().alloc_large(n, kTyped, 0, layout);
-  if (void *p = pop_cached(kTyped, slot)) {
-    *static_cast<void **>(p) = nullptr;
-    size_t size = dunegc::allocators::class_size(dunegc::allocators::size_to_class(slot));
-    *reinterpret_cast<dunegc_layout *>(static_cast<char *>(p) + size - sizeof(void *)) = layout;
-    return p;
-  }
-  return C().alloc_small(slot, kTyped, layout);
+  return slot > kMaxSmallSize ? C().alloc_large(n, kTyped, 0, layout) : C().alloc_small(slot, kTyped, layout);
 }
 
 void *dunegc_realloc(void *p, size_t n) { return C().reallocate(p, n); }
@@ -243,6 +219,8 @@ void dunegc_enable(void) { C().enable(); }
 
 int dunegc_register_finalizer(void *obj, dunegc_finalizer fn, void *data, enum dunegc_finalize_order order,
                               dunegc_finalizer *old_fn, void **old_data) {
+  if (order < DUNEGC_FINALIZE_ORDERED || order > DUNEGC_FINALIZE_UNORDERED)
+    return fail(-EINVAL, "dunegc_register_finalizer: unknown order %d", order);
   return C().register_finalizer(obj, fn, data, order, old_fn, old_data);
 }
 int dunegc_invoke_finalizers(void) { return C().initialized() ? C().invoke_finalizers() : 0; }

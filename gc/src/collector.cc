@@ -1,9 +1,7 @@
 #include "collector.h"
 
-#include <dlfcn.h>
 #include <sched.h>
 #include <setjmp.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -11,6 +9,7 @@
 #include <cstring>
 #include <new>
 
+#include "env.h"
 #include "report.h"
 #include "scan.h"
 
@@ -18,41 +17,11 @@ namespace dunegc::gc {
 
 namespace {
 
-// Reads a size such as "512M", "2G", "1048576" from the environment; 0 when unset/bad.
-size_t env_size(const char *name) {
-  const char *v = getenv(name);
-  if (!v || !*v) return 0;
-  char *end;
-  unsigned long long n = strtoull(v, &end, 10);
-  switch (*end) {
-    case 'k': case 'K': n <<= 10; end++; break;
-    case 'm': case 'M': n <<= 20; end++; break;
-    case 'g': case 'G': n <<= 30; end++; break;
-    default: break;
-  }
-  if (*end) {
-    warn("ignoring %s=%s: not a size (e.g. 512M)", name, v);
-    return 0;
-  }
-  return size_t(n);
-}
-
-bool env_flag(const char *name) {
-  const char *v = getenv(name);
-  return v && *v && strcmp(v, "0") != 0;
-}
-
 unsigned online_cpus() {
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof set, &set) == 0) return unsigned(CPU_COUNT(&set));
   long n = sysconf(_SC_NPROCESSORS_ONLN);
   return n > 0 ? unsigned(n) : 1;
-}
-
-// The collecting thread's stack is scanned from below every frame of the collector.
-__attribute__((noinline)) uintptr_t current_sp() {
-  volatile char here = 0;
-  return reinterpret_cast<uintptr_t>(&here);
 }
 
 void print_stats_at_exit() { dunegc_print_stats(STDERR_FILENO); }
@@ -174,6 +143,7 @@ int Collector::expand_heap(size_t bytes) {
   if (int rc = ensure_init(); rc != 0) return rc;
   lock();
   int rc = heap_.pages().expand(bytes);
+  note_heap_size();
   unlock();
   if (rc != 0) return fail(rc, "expanding the heap by %zu bytes: %s", bytes, rc == -ENOMEM ? "the max heap size forbids it" : strerror(-rc));
   return 0;
@@ -206,7 +176,11 @@ void *Collector::out_of_memory(size_t bytes) {
 }
 
 void Collector::after_allocation(bool collected) {
-  if (!collected || settings.finalize_on_demand || !fin_.pending()) return;
+  if (!collected || !fin_.pending()) return;
+  if (settings.finalize_on_demand) {
+    if (hooks.finalizers_ready) hooks.finalizers_ready();
+    return;
+  }
   ThreadRecord *t = t_self;
   if (t && !t->in_finalizers) invoke_finalizers();
 }
@@ -220,11 +194,13 @@ void *Collector::alloc_small(size_t n, Kind kind, const Layout *layout) {
   ThreadRecord *t = cache_owner(&shared);
   void **list = &t->cache.lists[kind][cls];
   bool collected = false;
+  unsigned at_limit = 0;  // collections because the heap was full
   if (!*list) {
     for (;;) {
       if (should_collect() && !collecting_) {
         collect_locked();
         collected = true;
+        at_limit++;  // counts against the retries: the heap may be full right after it
       }
       unsigned nfree = 0;
       uint64_t t0 = now_ns();
@@ -234,11 +210,13 @@ void *Collector::alloc_small(size_t n, Kind kind, const Layout *layout) {
         allocd_since_gc_ += uint64_t(nfree) * size;
         total_allocd_ += uint64_t(nfree) * size;
         *list = head;
+        note_heap_size();
         break;
       }
-      if (!collected && disabled_.load() == 0 && !collecting_) {
+      if (may_collect_at_limit(at_limit)) {
         collect_locked();  // the heap is at its limit: collect before giving up
         collected = true;
+        at_limit++;
         continue;
       }
       unlock();
@@ -258,22 +236,26 @@ void *Collector::alloc_large(size_t n, Kind kind, uint8_t flags, const Layout *l
   if (int rc = ensure_init(); rc != 0) return nullptr;
   lock();
   bool collected = false;
+  unsigned at_limit = 0;
   Span *s;
   for (;;) {
-    if (disabled_.load() == 0 && !collecting_ && allocd_since_gc_ + n >= trigger_) {
+    if (settings.auto_collect && disabled() == 0 && !collecting_ && allocd_since_gc_ + n >= trigger_) {
       collect_locked();
       collected = true;
+      at_limit++;
     }
     s = heap_.alloc_large(n, kind, flags, layout);
     if (s) break;
-    if (!collected && disabled_.load() == 0 && !collecting_) {
+    if (may_collect_at_limit(at_limit)) {
       collect_locked();
       collected = true;
+      at_limit++;
       continue;
     }
     unlock();
     return out_of_memory(n);
   }
+  note_heap_size();
   allocd_since_gc_ += n;
   total_allocd_ += n;
   // The object's address, not the span: only a pointer into the object keeps it alive
@@ -290,15 +272,18 @@ void *Collector::alloc_uncollectable(size_t n) {
   unsigned cls = allocators::size_to_class(n);
   lock();
   bool collected = false;
+  unsigned at_limit = 0;
   void *p;
   while (!(p = heap_.alloc_uncollectable(cls))) {
-    if (collected || disabled_.load() != 0 || collecting_) {
+    if (!may_collect_at_limit(at_limit)) {
       unlock();
       return out_of_memory(n);
     }
     collect_locked();
     collected = true;
+    at_limit++;
   }
+  note_heap_size();
   allocd_since_gc_ += allocators::class_size(cls);
   total_allocd_ += allocators::class_size(cls);
   unlock();
@@ -334,6 +319,7 @@ int Collector::free_object(void *p) {
     unlock();
   }
   explicit_frees_.fetch_add(1, std::memory_order_relaxed);
+  freed_since_gc_.fetch_add(s->size, std::memory_order_relaxed);
   if (s->state == SpanState::kLarge) {
     lock();
     heap_.free_large(s);
@@ -424,109 +410,57 @@ const Layout *Collector::make_trace_layout(dunegc_trace_fn fn) {
   return l;
 }
 
-// --- roots and threads ------------------------------------------------------------
-
-int Collector::add_roots(uintptr_t lo, uintptr_t hi) {
-  if (hi <= lo) return fail(-EINVAL, "dunegc_add_roots(%p, %p): empty or inverted range", (void *)lo, (void *)hi);
-  lock();
-  int rc = roots_.add(lo, hi);
-  unlock();
-  return rc ? fail(rc, "dunegc_add_roots: out of metadata memory") : 0;
-}
-
-int Collector::remove_roots(uintptr_t lo, uintptr_t hi) {
-  lock();
-  int rc = roots_.remove(lo, hi);
-  unlock();
-  return rc;
-}
-
-void Collector::clear_roots() {
-  lock();
-  roots_.clear();
-  unlock();
-}
-
-int Collector::register_thread(uintptr_t stack_base) {
-  if (int rc = ensure_init(); rc != 0) return rc;
-  if (t_self) return DUNEGC_DUPLICATE;
-  uintptr_t lo = 0, hi = 0;
-  int rc = current_stack_bounds(&lo, &hi);
-  if (!stack_base) {
-    if (rc != 0) return fail(rc, "dunegc_register_thread: cannot find this thread's stack: %s", strerror(-rc));
-    stack_base = hi;
-  }
-  uintptr_t here = current_sp();
-  if (here >= stack_base)
-    return fail(-EINVAL, "dunegc_register_thread: stack base %p is not above the current stack pointer %p",
-                (void *)stack_base, (void *)here);
-  ThreadRecord *r = threads_.create();
-  if (!r) return fail(-ENOMEM, "dunegc_register_thread: out of metadata memory");
-  r->thread = pthread_self();
-  r->tid = pid_t(syscall(SYS_gettid));
-  r->stack_base = stack_base;
-  r->stack_lo = (rc == 0 && here >= lo && here < hi) ? lo : 0;
-  // t_self first: once linked, the thread may be sent a stop signal, whose handler
-  // ignores threads without a record.
-  t_self = r;
-  lock();
-  threads_.link(r);
-  unlock();
-  pthread_setspecific(exit_key_, r);
-  return 0;
-}
-
-int Collector::unregister_thread() {
-  ThreadRecord *r = t_self;
-  if (!r) return fail(-EINVAL, "dunegc_unregister_thread: this thread is not registered");
-  lock();
-  heap_.drop_cache(&r->cache);
-  threads_.unlink(r);
-  unlock();
-  t_self = nullptr;  // from here on no stop signal is sent to this thread
-  pthread_setspecific(exit_key_, nullptr);
-  threads_.destroy(r);
-  return 0;
-}
-
-void Collector::after_fork_in_child() {
-  threads_.for_each([&](ThreadRecord *r) {
-    if (r == t_self) return;
-    threads_.unlink(r);
-    threads_.destroy(r);
-  });
-  marker_.forget_helpers();
-  unlock();
-}
-
-void Collector::thread_exit_hook(void *rec) {
-  if (t_self == rec) get().unregister_thread();
-}
-
-void Collector::thread_gone(ThreadRecord *r) {
-  Collector &c = get();
-  c.threads_.unlink(r);
-  c.threads_.destroy(r);
-}
-
 // --- collection -------------------------------------------------------------------
 
-void Collector::collect() {
-  if (ensure_init() != 0) return;
+bool Collector::collect(bool unmap) {
+  if (ensure_init() != 0) return false;
   lock();
-  bool ran = !collecting_ && disabled_.load() == 0;
+  bool ran = !collecting_ && disabled() == 0;
   if (ran) collect_locked();
+  if (ran && unmap) {
+    heap_.pages().decommit_idle(0);
+    note_heap_size();
+  }
   unlock();
   after_allocation(ran);
+  return ran;
 }
 
-int Collector::collect_a_little() {
+void Collector::stop_world_external() {
+  if (ensure_init() != 0) return;
+  lock();
+  stopper_->stop(threads_, t_self, &Collector::thread_gone);
+}
+
+void Collector::start_world_external() {
+  stopper_->start(threads_, t_self);
+  unlock();
+}
+
+void Collector::note_heap_size() {
+  size_t now = heap_.pages().committed_bytes();
+  if (now == reported_heap_) return;
+  reported_heap_ = now;
+  if (hooks.heap_resized) hooks.heap_resized(now);
+}
+
+UnlockedCounters Collector::unlocked_counters() const {
+  UnlockedCounters c;
+  c.heap_bytes = heap_.pages().committed_bytes();
+  c.live_bytes = __atomic_load_n(&live_bytes_, __ATOMIC_RELAXED);
+  c.bytes_since_gc = __atomic_load_n(&allocd_since_gc_, __ATOMIC_RELAXED);
+  c.total_bytes = __atomic_load_n(&total_allocd_, __ATOMIC_RELAXED);
+  c.freed_since_gc = freed_since_gc_.load(std::memory_order_relaxed);
+  return c;
+}
+
+int Collector::collect_a_little(unsigned spans) {
   if (ensure_init() != 0) return 0;
   lock();
   bool more = heap_.unswept_spans() > 0;
   if (more) {
     uint64_t t0 = now_ns();
-    more = heap_.sweep_some(8);
+    more = heap_.sweep_some(spans ? spans : 1);
     stats_.add_lazy_sweep(now_ns() - t0);
   } else if (should_collect() && !collecting_) {
     collect_locked();
@@ -545,8 +479,7 @@ void Collector::scan_roots(ThreadRecord *self, uintptr_t own_sp) {
     marker_.add_root_range(reinterpret_cast<uintptr_t>(r->regs), reinterpret_cast<uintptr_t>(r->regs + NGREG));
     if (r->altstack_hi) marker_.add_root_range(r->altstack_lo, r->altstack_hi);
   });
-  for (Range &g : roots_.segments()) marker_.add_root_range(g.lo, g.hi);
-  for (Range &g : roots_.ranges()) marker_.add_root_range(g.lo, g.hi);
+  roots_.for_each([&](uintptr_t lo, uintptr_t hi) { marker_.add_root_range(lo, hi); });
   // Uncollectable objects are roots: their allocated slots have their bit set.
   heap_.for_each_uncollectable_span([&](Span *s) {
     for (unsigned i = 0; i < s->nobjs; i++)
@@ -590,7 +523,7 @@ __attribute__((noinline)) void Collector::collect_world(uintptr_t own_sp) {
   const uint64_t t2 = now_ns();
 
   marker_.drain();
-  fin_.process(marker_, heap_, settings.java_finalization);
+  fin_.process(marker_, heap_, settings.java_finalization, hooks.finalizer_queued);
   if (settings.verify) verify_marks(heap_, marker_.roots(), settings.interior, fin_.kept_shallow());
   event(DUNEGC_EVENT_MARK_END);
   const uint64_t t3 = now_ns();
@@ -608,7 +541,9 @@ __attribute__((noinline)) void Collector::collect_world(uintptr_t own_sp) {
   double next = double(live_bytes_) * settings.growth;
   trigger_ = next > double(settings.min_trigger) ? uint64_t(next) : settings.min_trigger;
   allocd_since_gc_ = 0;
+  freed_since_gc_.store(0, std::memory_order_relaxed);
   finalizers_registered_.store(fin_.registered(), std::memory_order_relaxed);
+  note_heap_size();
   const uint64_t t5 = now_ns();
   event(DUNEGC_EVENT_RECLAIM_END);
 
@@ -617,82 +552,9 @@ __attribute__((noinline)) void Collector::collect_world(uintptr_t own_sp) {
   times.phase_ns[DUNEGC_PHASE_MARK] = t3 - t2;
   times.phase_ns[DUNEGC_PHASE_SWEEP] = t5 - t4;
   times.pause_ns = t4 - t0;
-  stats_.record(times, marker_.objects_marked(), marker_.overflowed_this_cycle());
+  stats_.record(times, marker_.objects_marked(), marker_.helper_objects_marked(), marker_.overflowed_this_cycle());
   collecting_ = false;
   event(DUNEGC_EVENT_END);
-}
-
-// --- finalization -------------------------------------------------------------------
-
-int Collector::register_finalizer(void *obj, dunegc_finalizer fn, void *data, int order, dunegc_finalizer *old_fn,
-                                  void **old_data) {
-  if (order < DUNEGC_FINALIZE_ORDERED || order > DUNEGC_FINALIZE_UNORDERED)
-    return fail(-EINVAL, "dunegc_register_finalizer: unknown order %d", order);
-  if (int rc = ensure_init(); rc != 0) return rc;
-  ObjRef r;
-  if (!heap_.resolve(reinterpret_cast<uintptr_t>(obj), false, &r) || r.span->kind == kUncollectable) {
-    if (old_fn) *old_fn = nullptr;
-    if (old_data) *old_data = nullptr;
-    return fail(-EINVAL, "dunegc_register_finalizer(%p): not the start of a collectable heap object", obj);
-  }
-  lock();
-  int rc = fin_.set(r.base, fn, data, uint8_t(order), old_fn, old_data);
-  finalizers_registered_.store(fin_.registered(), std::memory_order_relaxed);
-  unlock();
-  return rc ? fail(rc, "dunegc_register_finalizer: out of metadata memory") : 0;
-}
-
-int Collector::invoke_finalizers() {
-  ThreadRecord *t = t_self;
-  if (t) {
-    if (t->in_finalizers) return 0;
-    t->in_finalizers = true;
-  }
-  int n = 0;
-  for (;;) {
-    ReadyFinalizer f;
-    lock();
-    bool got = fin_.pop_ready(&f);
-    unlock();
-    if (!got) break;
-    // f.obj now lives in this frame (a root) until the finalizer returns.
-    f.fn(reinterpret_cast<void *>(f.obj), f.data);
-    n++;
-    lock();
-    stats_.count_finalizer_run();
-    unlock();
-  }
-  if (t) t->in_finalizers = false;
-  return n;
-}
-
-size_t Collector::pending_finalizers() {
-  if (!initialized()) return 0;
-  lock();
-  size_t n = fin_.pending();
-  unlock();
-  return n;
-}
-
-int Collector::register_link(void **link, const void *obj) {
-  if (!link || reinterpret_cast<uintptr_t>(link) % sizeof(void *))
-    return fail(-EINVAL, "dunegc_register_disappearing_link: link %p is NULL or misaligned", (void *)link);
-  if (int rc = ensure_init(); rc != 0) return rc;
-  ObjRef r;
-  if (!heap_.resolve(reinterpret_cast<uintptr_t>(obj), false, &r))
-    return fail(-EINVAL, "dunegc_register_disappearing_link: %p is not the start of a heap object", obj);
-  lock();
-  int rc = fin_.add_link(reinterpret_cast<uintptr_t>(link), r.base);
-  unlock();
-  return rc < 0 ? fail(rc, "dunegc_register_disappearing_link: out of metadata memory") : rc;
-}
-
-int Collector::unregister_link(void **link) {
-  if (!initialized()) return 0;
-  lock();
-  bool was = fin_.remove_link(reinterpret_cast<uintptr_t>(link));
-  unlock();
-  return was;
 }
 
 // --- statistics -----------------------------------------------------------------------

@@ -14,7 +14,13 @@
 //      finalizer runs, and their registrations are dropped -- without Java-style
 //      finalization an unordered object's children are not kept (Boehm's semantics: its
 //      finalizer must not use them);
-//   4. links that live inside heap objects that died are dropped.
+//   4. long links (Boehm's GC_register_long_link) whose target is still unmarked -- no
+//      finalizer can revive it any more -- are cleared and dropped;
+//   5. links that live inside heap objects that died are dropped.
+// Objects with an "unreachable" finalizer (Boehm's GC_register_finalizer_unreachable,
+// kFinalizeUnreachable) are treated as ordered in 2; with Java-style finalization, one
+// that the unordered objects queued in 3 reach is put back, not queued: it is finalized
+// only when not even a finalizer can reach it.
 // Queued finalizers run later, outside the collector (invoke()).
 #pragma once
 
@@ -25,6 +31,9 @@
 #include "meta.h"
 
 namespace dunegc::gc {
+
+// The finalization orders: dunegc_finalize_order's three, and Boehm's "unreachable".
+inline constexpr uint8_t kFinalizeUnreachable = 3;
 
 struct FinalizerInfo {
   dunegc_finalizer fn;
@@ -47,17 +56,25 @@ class Finalization {
   void forget(uintptr_t obj) {
     if (table_.size()) table_.erase(obj);
   }
-  int add_link(uintptr_t link, uintptr_t obj);  // 0, DUNEGC_DUPLICATE, -ENOMEM
-  bool remove_link(uintptr_t link) { return links_.erase(link); }
+  // Short links are cleared before finalization, long ones after (see above).
+  int add_link(uintptr_t link, uintptr_t obj, bool long_link = false);  // 0, DUNEGC_DUPLICATE, -ENOMEM
+  bool remove_link(uintptr_t link, bool long_link = false) { return table(long_link).erase(link); }
+  // Moves a registration to new_link: 0; DUNEGC_DUPLICATE when new_link is registered
+  // (and differs); -ENOENT when link is not; -ENOMEM.
+  int move_link(uintptr_t link, uintptr_t new_link, bool long_link);
+  // Queues every registered finalizer, reachable or not (Boehm's GC_finalize_all).
+  void queue_all();
   bool pop_ready(ReadyFinalizer *out);
   size_t pending() const { return ready_.size() - ready_head_; }
   size_t registered() const { return table_.size(); }
   size_t links() const { return links_.size(); }
+  size_t long_links() const { return long_links_.size(); }
 
   // --- world stopped ---
   // Client data of registered finalizers and everything queued are roots.
   void mark_roots(Marker &m, GcHeap &heap);
-  void process(Marker &m, GcHeap &heap, bool java_finalization);
+  // on_queued (may be null) is called for each object queued for finalization.
+  void process(Marker &m, GcHeap &heap, bool java_finalization, void (*on_queued)(void *obj));
 
   // Objects this collection kept for their finalizer without what they reach (unordered
   // ones, Java-style finalization off), sorted: the verifier must not expect their
@@ -69,7 +86,13 @@ class Finalization {
 
  private:
   PtrTable<FinalizerInfo> table_;
-  PtrTable<uintptr_t> links_;  // link address -> target object
+  PtrTable<uintptr_t> &table(bool long_link) { return long_link ? long_links_ : links_; }
+  void clear_dead_links(PtrTable<uintptr_t> &t, Marker &m);
+  void drop_links_in_dead_objects(PtrTable<uintptr_t> &t, GcHeap &heap);
+  void queue(uintptr_t obj, const FinalizerInfo &fi, void (*on_queued)(void *obj));
+
+  PtrTable<uintptr_t> links_;       // link address -> target object
+  PtrTable<uintptr_t> long_links_;  // the same, cleared after finalization
   MetaVector<ReadyFinalizer> ready_;
   size_t ready_head_ = 0;
   MetaVector<uintptr_t> shallow_;

@@ -11,12 +11,16 @@
 // few scans before it is read (Cher, Hosking & Vijaykumar's prefetch buffer).
 //
 // Roots are handed over as ranges cut into chunks that markers claim with an atomic
-// counter, so root scanning is parallel too. A marker whose stack grows while another is
-// idle moves a packet of its oldest entries to a shared pool. When a stack and the pool
-// are both full, the entry is dropped and the overflow flag set: the object is already
-// marked, so after the drain a recovery pass rescans every marked object and drains
-// again, until a pass ends without overflow (each such pass marks at least one more
-// object, so this terminates). Root ranges are never dropped: they are scanned whole.
+// counter, so root scanning is parallel too. Helpers are woken for a round only when it
+// has work for them: many root chunks, or, found while marking, a few thousand objects
+// marked with more pending (most heaps hang off a handful of roots). A marker with two or
+// more pending entries while another is idle hands half of its oldest ones (up to a
+// packet) to a shared pool: marking depth first, the oldest are the biggest subgraphs, so
+// even a tree, whose stack holds no more entries than its depth, is shared. When a stack
+// and the pool are both full, the entry is dropped and the overflow flag set: the object
+// is already marked, so after the drain a recovery pass rescans every marked object and
+// drains again, until a pass ends without overflow (each such pass marks at least one
+// more object, so this terminates). Root ranges are never dropped: they are scanned whole.
 #pragma once
 
 #include <pthread.h>
@@ -32,7 +36,10 @@ namespace dunegc::gc {
 
 struct MarkEntry {
   uintptr_t start;
-  uintptr_t info;  // bit 0 clear: range of (info >> 2) bytes; set: typed, Layout* | 1
+  // Bits 1..0: 00, a range of (info >> 2) bytes; 10, a small typed object of (info >> 2)
+  // bytes whose layout is in its last word (read when the entry is scanned, after the
+  // prefetch); 01, a typed object with its layout: Layout* | 1.
+  uintptr_t info;
 };
 
 struct Range {
@@ -73,6 +80,7 @@ class Marker {
 
   const MetaVector<Range> &roots() const { return roots_; }
   uint64_t objects_marked() const;
+  uint64_t helper_objects_marked() const;  // by markers other than the collecting thread
   uint64_t bytes_marked() const;
   bool overflowed_this_cycle() const { return overflow_rounds_ > 0; }
 
@@ -85,16 +93,18 @@ class Marker {
     size_t size() const { return top - bottom; }
   };
 
-  void visit(uintptr_t w, Local &L);
-  void push(Local &L, MarkEntry e);
+  // A marker's working state in local variables while it marks (mark.cc).
+  struct Scanner;
+
   bool donate(Local &L, size_t n);
   bool take(Local &L);
   bool claim_root(Local &L);
-  void scan(const MarkEntry &e, Local &L);
+  void scan_traced(Local &L, uintptr_t obj, const Layout *l);
   void process(Local &L);
   void work(Local &L);
   bool has_shared_work() const;
   void run_round(bool parallel);
+  void wake_helpers();
   void recover();
   int start_helpers();
   static void *helper_main(void *arg);
@@ -132,6 +142,10 @@ class Marker {
   pthread_t helpers_[kMaxMarkers];
   HelperArg helper_args_[kMaxMarkers];
   std::atomic<uint32_t> job_{0};
+  uint32_t round_gen_ = 0;                    // the current round's generation
+  std::atomic<bool> helpers_woken_{false};    // this round's job_ was posted
+  bool may_wake_ = false;                     // this round may use helpers
+  uint64_t round_objects_ = 0;                // marker 0's count when the round began
   std::atomic<uint32_t> done_{0};
   // Idle markers sleep on wake_; donations and the round's closing bump it.
   std::atomic<uint32_t> wake_{0};

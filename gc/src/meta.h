@@ -44,6 +44,9 @@ class MetaVector {
     return true;
   }
   void clear() { size_ = 0; }
+  void truncate(size_t n) {
+    if (n < size_) size_ = n;
+  }
   void erase_at(size_t i) { data_[i] = data_[--size_]; }  // unordered
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }

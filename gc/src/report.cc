@@ -26,6 +26,7 @@ void default_warn(const char *msg) {
 }
 
 std::atomic<dunegc_warn_fn> g_warn{&default_warn};
+std::atomic<void (*)(const char *)> g_fatal_hook{nullptr};
 
 void vreport(const char *fmt, va_list ap) {
   vsnprintf(t_last_error, sizeof t_last_error, fmt, ap);
@@ -57,8 +58,11 @@ void fatal(const char *fmt, ...) {
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
   default_warn(msg);
+  if (auto hook = g_fatal_hook.load(std::memory_order_acquire)) hook(msg);
   abort();
 }
+
+void set_fatal_hook(void (*hook)(const char *msg)) { g_fatal_hook.store(hook, std::memory_order_release); }
 
 const char *last_error() { return t_last_error; }
 

@@ -11,6 +11,8 @@ namespace dunegc::gc {
 int fail(int neg_errno, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 [[noreturn]] void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+// Called with the message before fatal() aborts (an API layer's abort callback).
+void set_fatal_hook(void (*hook)(const char *msg));
 const char *last_error();
 
 }  // namespace dunegc::gc

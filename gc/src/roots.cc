@@ -22,11 +22,17 @@ int RootSet::remove(uintptr_t lo, uintptr_t hi) {
   return 0;
 }
 
+int RootSet::exclude(uintptr_t lo, uintptr_t hi) {
+  if (hi <= lo) return -EINVAL;
+  return excluded_.push({lo, hi}) ? 0 : -ENOMEM;
+}
+
 namespace {
 
 struct Walk {
   MetaVector<Range> *out;
   bool libraries;
+  SegmentFilter filter;
   bool first = true;
   bool failed = false;
 };
@@ -54,15 +60,20 @@ int add_object_segments(dl_phdr_info *info, size_t, void *arg) {
       relro_hi = (info->dlpi_addr + ph.p_vaddr + ph.p_memsz) & ~(allocators::kPageSize - 1);
     }
   }
+  // A library's segment is kept unless the program's filter declines it.
+  auto keep = [&](uintptr_t lo, uintptr_t hi) {
+    if (!is_main && w->filter && !w->filter(info->dlpi_name, reinterpret_cast<void *>(lo), hi - lo)) return;
+    if (!w->out->push({lo, hi})) w->failed = true;
+  };
   for (int i = 0; i < info->dlpi_phnum; i++) {
     const ElfW(Phdr) &ph = info->dlpi_phdr[i];
     if (ph.p_type != PT_LOAD || !(ph.p_flags & PF_W) || ph.p_memsz == 0) continue;
     uintptr_t lo = info->dlpi_addr + ph.p_vaddr, hi = lo + ph.p_memsz;
     if (relro_lo < relro_hi && relro_lo < hi && relro_hi > lo) {
-      if (lo < relro_lo && !w->out->push({lo, relro_lo})) w->failed = true;
+      if (lo < relro_lo) keep(lo, relro_lo);
       lo = relro_hi > lo ? relro_hi : lo;
     }
-    if (lo < hi && !w->out->push({lo, hi})) w->failed = true;
+    if (lo < hi) keep(lo, hi);
   }
   return 0;
 }
@@ -71,7 +82,7 @@ int add_object_segments(dl_phdr_info *info, size_t, void *arg) {
 
 int RootSet::refresh_segments(bool libraries) {
   segments_.clear();
-  Walk w{&segments_, libraries};
+  Walk w{&segments_, libraries, filter_};
   dl_iterate_phdr(&add_object_segments, &w);
   return w.failed ? -ENOMEM : 0;
 }

@@ -4,7 +4,7 @@
 
 namespace dunegc::gc {
 
-void Stats::record(const CollectionTimes &t, uint64_t objects_marked, bool overflowed) {
+void Stats::record(const CollectionTimes &t, uint64_t objects_marked, uint64_t helper_objects, bool overflowed) {
   collections_++;
   pause_total_ += t.pause_ns;
   pause_last_ = t.pause_ns;
@@ -15,6 +15,7 @@ void Stats::record(const CollectionTimes &t, uint64_t objects_marked, bool overf
     phase_last_[i] = t.phase_ns[i];
   }
   objects_marked_last_ = objects_marked;
+  helper_objects_last_ = helper_objects;
   overflows_ += overflowed;
 }
 
@@ -30,6 +31,7 @@ void Stats::fill(dunegc_stats *out) const {
   for (int i = 0; i < DUNEGC_PAUSE_BUCKETS; i++) out->pause_histogram[i] = histogram_[i];
   out->lazy_sweep_ns = lazy_sweep_ns_;
   out->objects_marked_last = objects_marked_last_;
+  out->helper_objects_last = helper_objects_last_;
   out->mark_stack_overflows = overflows_;
   out->finalizers_run = finalizers_run_;
 }

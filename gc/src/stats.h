@@ -30,7 +30,7 @@ struct CollectionTimes {
 
 class Stats {
  public:
-  void record(const CollectionTimes &t, uint64_t objects_marked, bool overflowed);
+  void record(const CollectionTimes &t, uint64_t objects_marked, uint64_t helper_objects, bool overflowed);
   void add_lazy_sweep(uint64_t ns) { lazy_sweep_ns_ += ns; }
   void count_finalizer_run() { finalizers_run_++; }
   // Fills the timing and counter fields of *out (the caller fills heap figures).
@@ -42,7 +42,7 @@ class Stats {
   uint64_t phase_total_[DUNEGC_PHASES] = {}, phase_last_[DUNEGC_PHASES] = {};
   uint64_t histogram_[DUNEGC_PAUSE_BUCKETS] = {};
   uint64_t lazy_sweep_ns_ = 0;
-  uint64_t objects_marked_last_ = 0, overflows_ = 0;
+  uint64_t objects_marked_last_ = 0, helper_objects_last_ = 0, overflows_ = 0;
   uint64_t finalizers_run_ = 0;
 };
 

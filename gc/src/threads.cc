@@ -22,6 +22,13 @@ int current_stack_bounds(uintptr_t *lo, uintptr_t *hi) {
   return 0;
 }
 
+// Not inlined, so the address is below every frame of the caller (the collecting
+// thread's stack is scanned from there up).
+__attribute__((noinline)) uintptr_t current_sp() {
+  volatile char here = 0;
+  return reinterpret_cast<uintptr_t>(&here);
+}
+
 ThreadRecord *ThreadRegistry::create() {
   void *mem = ChunkProvider::map_metadata(sizeof(ThreadRecord));
   return mem ? new (mem) ThreadRecord() : nullptr;

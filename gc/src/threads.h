@@ -33,6 +33,8 @@ extern __thread ThreadRecord *t_self __attribute__((tls_model("initial-exec")));
 
 // The calling thread's stack bounds from pthread. 0 or -errno.
 int current_stack_bounds(uintptr_t *lo, uintptr_t *hi);
+// An address in the caller's caller's frame: below it, only frames of the callee's own.
+uintptr_t current_sp();
 
 class ThreadRegistry {
  public:

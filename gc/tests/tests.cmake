@@ -9,6 +9,7 @@ endfunction()
 
 gc_test(gc_alloc_api_test)
 gc_test(gc_stress_test TIMEOUT 600)
+gc_test(gc_mark_test)
 gc_test(gc_threads_test)
 gc_test(gc_finalize_test)
 gc_test(gc_policy_test)

@@ -279,6 +279,7 @@ typedef struct dunegc_stats {
 	uint64_t explicit_frees;
 	uint64_t large_objects_freed;
 	uint64_t threads_registered;   /* now */
+	uint64_t helper_objects_last;  /* of objects_marked_last, marked by helper markers */
 } dunegc_stats;
 
 /* Fills *out (up to out->struct_size bytes; 0 there means the full struct). */
