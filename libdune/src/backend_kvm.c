@@ -363,6 +363,18 @@ static int kvm_vcpu_setup(void *hv, const struct dune_vcpu_boot *b)
 		xc.xcrs[0].value = b->xcr0 & (e ? ((uint64_t)e->edx << 32 | e->eax) : 3);
 		(void)ioctl(h->fd, KVM_SET_XCRS, &xc);
 	}
+	/* With an in-kernel local APIC, every vCPU but the first would wait for INIT/SIPI. */
+	struct kvm_mp_state mp = {.mp_state = KVM_MP_STATE_RUNNABLE};
+	if (ioctl(h->fd, KVM_SET_MP_STATE, &mp) < 0) {
+		r = -errno;
+		fprintf(stderr, "dune: KVM_SET_MP_STATE failed: %s\n", strerror(-r));
+		return r;
+	}
+	/* kvm_sregs carries the APIC base too: refresh our copy now that x2APIC is on, or the
+	 * first sregs update would switch the local APIC back to xAPIC mode. */
+	if (ioctl(h->fd, KVM_GET_SREGS, &h->full) < 0)
+		return -errno;
+	full_to_lite(h);
 	if (b->xsave && (r = kvm_set_xsave(h, b->xsave, b->xsave_size)) < 0) {
 		fprintf(stderr, "dune: KVM_SET_XSAVE failed: %s\n", strerror(-r));
 		return r;

@@ -418,6 +418,17 @@ int dune_enter(void)
 	}
 	v->tid = (pid_t)syscall(SYS_gettid);
 	v->kfs_base = get_fs_base();
+	/* This thread's stack and TLS block may have been mapped outside Dune mode (by
+	 * pthread_create in a normal thread): mirror them now, as libdune's own handlers need
+	 * both before they could fill anything in on demand. */
+	uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+	if ((r = dune_mirror_range_host(PGADDR(sp), DUNE_USER_TOP)) < 0 ||
+	    (r = dune_mirror_range_host(PGADDR(v->kfs_base), DUNE_USER_TOP)) < 0) {
+		dune_warn("dune: cannot map this thread's stack or TLS: %s", strerror(-r));
+		munmap(v->hstack - PGSIZE, v->hstack_size + PGSIZE);
+		dune_vcpu_release(v);
+		return r;
+	}
 	v->pc->ufs_base = v->kfs_base;
 	v->in_user = 0;
 	v->kctx = NULL;

@@ -25,8 +25,8 @@ __dune_syscall_entry:
  * the vCPU's interrupt stack, never on the interrupted one. The stub pushes a zero error
  * code where the CPU pushes none, then the vector; the host reads both and the hardware
  * frame from the stack. */
-	.globl __dune_idt_stubs
-	.hidden __dune_idt_stubs
+	.globl __dune_idt_stubs, __dune_cpl0_end
+	.hidden __dune_idt_stubs, __dune_cpl0_end
 	.align 16
 __dune_idt_stubs:
 	vector = 0
@@ -119,6 +119,7 @@ __dune_bp_entry:
 	jnz	7b
 8:	xorl	%eax, %eax
 	iretq
+__dune_cpl0_end: /* everything from __dune_idt_stubs to here runs at CPL 0 */
 
 /* Where the host starts Dune ring-0 C code (an upcall): rdi = upcall frame, rsi = area for
  * the interrupted FPU/AVX state (0: none), r13 = its XSAVE component mask. The handler may

@@ -222,6 +222,8 @@ int dune_mirror_init(void)
 	return r < 0 ? r : 0;
 }
 
+/* Host side, before the thread runs guest code: mirror the whole mapping containing
+ * `start` (clipped to `end`). Additions to the page table are safe from the host. */
 int dune_mirror_range_host(uintptr_t start, uintptr_t end)
 {
 	uintptr_t s, e;
@@ -231,9 +233,12 @@ int dune_mirror_range_host(uintptr_t start, uintptr_t end)
 		return r;
 	if (e > end)
 		e = end;
-	if ((r = dune_layout_back(start, e - start)) < 0)
+	if (!dune_prot_to_pte(prot))
+		return 0;
+	if ((r = dune_layout_back(s, e - s)) < 0)
 		return r;
-	return dune_vm_map_host(pgroot, start, e - start, dune_prot_to_pte(prot));
+	r = dune_vm_map_host(pgroot, s, e - s, dune_prot_to_pte(prot));
+	return r < 0 ? r : 0;
 }
 
 /* ---- guest side: after a mapping syscall ---------------------------------------- */

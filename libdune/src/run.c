@@ -12,15 +12,20 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "dune_internal.h"
 
 extern char __dune_upcall_entry[] HIDDEN;
 extern char __dune_idt_stubs[] HIDDEN;
+extern char __dune_cpl0_end[] HIDDEN;
 
 #define RFLAGS_IF 0x200ull
 #define RFLAGS_SAFE 0x40cd5ull /* CF PF AF ZF SF DF OF AC: what a frame may restore */
+
+/* DUNE_TRACE=1: one line per trap and hypercall on stderr (debugging). */
+static int dune_trace;
 
 static inline struct dune_regs *R(struct dune_vcpu *v)
 {
@@ -247,6 +252,11 @@ static void on_trap(struct dune_vcpu *v)
 	uintptr_t ist_lo = (uintptr_t)v->pc->ist1, ist_hi = (uintptr_t)(v->pc + 1);
 	struct ctx c;
 
+	if (dune_trace)
+		dune_warn("dune-trace: vcpu %d trap exit at rip %#llx rsp %#llx: frame %#llx %#llx "
+			  "%#llx %#llx", v->index, (unsigned long long)g->rip, (unsigned long long)sp,
+			  (unsigned long long)((uint64_t *)sp)[0], (unsigned long long)((uint64_t *)sp)[1],
+			  (unsigned long long)((uint64_t *)sp)[2], (unsigned long long)((uint64_t *)sp)[3]);
 	if (sp < ist_lo || sp + 7 * 8 > ist_hi)
 		dune_fatal_exit(v, SIGSEGV, "trap exit with the stack outside the IST stacks");
 	const uint64_t *fr = (const uint64_t *)sp;
@@ -260,11 +270,14 @@ static void on_trap(struct dune_vcpu *v)
 		c.in_user = (fr[3] & 3) == 3;
 	else
 		c.in_user = v->in_user;
-	uintptr_t stubs = (uintptr_t)__dune_idt_stubs;
-	if (c.r.rip >= stubs && c.r.rip < stubs + 256 * 16 + 512) {
+	if (c.r.rip >= (uintptr_t)__dune_idt_stubs && c.r.rip < (uintptr_t)__dune_cpl0_end) {
 		char why[96];
-		snprintf(why, sizeof(why), "exception %llu inside libdune's CPL-0 stubs",
-			 (unsigned long long)vec);
+		snprintf(why, sizeof(why),
+			 "exception %llu (error %#llx) inside libdune's CPL-0 stubs at %#llx, "
+			 "cs %#llx rflags %#llx rsp %#llx",
+			 (unsigned long long)vec, (unsigned long long)err,
+			 (unsigned long long)fr[2], (unsigned long long)fr[3],
+			 (unsigned long long)fr[4], (unsigned long long)fr[5]);
 		dune_fatal_exit(v, SIGSEGV, why);
 	}
 	if (vec == T_DBLFLT || vec == T_MCHK || vec == T_NMI) {
@@ -273,8 +286,14 @@ static void on_trap(struct dune_vcpu *v)
 		dune_fatal_exit(v, vec == T_MCHK ? SIGBUS : SIGSEGV, why);
 	}
 	uint64_t cr2 = 0;
-	if (vec == T_PGFLT) {
+	if (vec == T_PGFLT)
 		cr2 = S(v)->cr2;
+	if (dune_trace)
+		dune_warn("dune-trace: vcpu %d trap %llu err %#x rip %#llx rsp %#llx cr2 %#llx%s",
+			  v->index, (unsigned long long)vec, c.err, (unsigned long long)c.r.rip,
+			  (unsigned long long)c.r.rsp, (unsigned long long)cr2,
+			  c.in_user ? " (ring 3)" : "");
+	if (vec == T_PGFLT) {
 		v->stats.page_faults++;
 		/* Dune ring-0 code is never "user" in its error codes, whatever its CPL. */
 		if (!c.in_user)
@@ -290,6 +309,10 @@ static void on_hypercall(struct dune_vcpu *v)
 	long ret = -ENOSYS;
 
 	v->stats.exit_hypercall++;
+	if (dune_trace)
+		dune_warn("dune-trace: vcpu %d hypercall %llu (%#llx, %#llx)", v->index,
+			  (unsigned long long)g->rax, (unsigned long long)g->rdi,
+			  (unsigned long long)g->rsi);
 	switch (g->rax) {
 	case DUNE_HC_TRET:
 		trap_return(v, g->rdi);
@@ -455,6 +478,10 @@ static __attribute__((noreturn)) void run_loop(struct dune_vcpu *v)
 			break;
 		case DUNE_EXIT_SIGNAL:
 			v->stats.exit_signal++;
+			if (dune_trace)
+				dune_warn("dune-trace: vcpu %d interrupted by a signal at rip %#llx "
+					  "rsp %#llx cs %#x", v->index, (unsigned long long)R(v)->rip,
+					  (unsigned long long)R(v)->rsp, S(v)->cs);
 			break;
 		case DUNE_EXIT_MMIO:
 			on_mmio(v, &x);
@@ -485,7 +512,9 @@ static __attribute__((noreturn)) void run_loop(struct dune_vcpu *v)
 void dune_vcpu_boot(struct dune_vcpu *v)
 {
 	struct dune_regs *g = R(v);
+	const char *t = getenv("DUNE_TRACE");
 
+	dune_trace = t && *t && *t != '0';
 	memset(g, 0, sizeof(*g));
 	g->rbx = v->entry.rbx;
 	g->rbp = v->entry.rbp;
