@@ -53,7 +53,6 @@ static struct {
 	struct kvm_cpuid_entry2 e[256];
 } cpuid;
 static int have_xsave2;
-static int no_irqchip;
 
 static const struct kvm_cpuid_entry2 *cpuid_find(uint32_t fn, uint32_t idx)
 {
@@ -152,7 +151,6 @@ static int kvm_open(struct dune_vm_info *info)
 
 	/* The local APIC in the kernel (for x2APIC IPIs), nothing else. */
 	struct kvm_enable_cap cap = {.cap = KVM_CAP_SPLIT_IRQCHIP, .args = {24}};
-	if (getenv("DUNE_NO_IRQCHIP")) { no_irqchip = 1; } else
 	if (ioctl(vm_fd, KVM_ENABLE_CAP, &cap) < 0) {
 		r = -errno;
 		fprintf(stderr, "dune: enabling KVM_CAP_SPLIT_IRQCHIP failed: %s\n", strerror(-r));
@@ -347,7 +345,7 @@ static int kvm_vcpu_setup(void *hv, const struct dune_vcpu_boot *b)
 				       MSR_SFMASK,    MSR_KERNEL_GS_BASE, MSR_TSC_AUX};
 	uint64_t val[] = {0xfee00000ull | (1u << 11) | (1u << 10) | (b->tsc_aux == 0 ? 1u << 8 : 0),
 			  0x1ff, b->lstar, b->star, b->fmask, 0, b->tsc_aux};
-	if ((r = no_irqchip ? set_msrs(h->fd, idx + 2, val + 2, 5) : set_msrs(h->fd, idx, val, 7)) < 0) {
+	if ((r = set_msrs(h->fd, idx, val, 7)) < 0) {
 		fprintf(stderr, "dune: KVM_SET_MSRS failed: %s\n", strerror(-r));
 		return r;
 	}

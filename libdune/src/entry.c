@@ -90,6 +90,14 @@ static void setup_fpu_policy(void)
 {
 	unsigned a, b, c, d;
 
+	__cpuid(1, a, b, c, d);
+	if (!(c & (1u << 27))) { /* no OSXSAVE (QEMU's qemu64 CPU): FXSAVE images */
+		dune_g.xcr0 = 3;
+		dune_g.xsave_mask = 0;
+		dune_g.xsave_size = 512;
+		dune_g.has_fsgsbase = 0;
+		return;
+	}
 	dune_g.xcr0 = read_xcr0();
 	/* Tile data is not part of a KVM guest's state on hosts that lack AMX guest support
 	 * (KVM-PVM here); never save or restore it around handlers. */
@@ -282,7 +290,8 @@ static int vcpu_create(struct dune_vcpu **out)
 	struct dune_vcpu_boot b = {
 		.cr0 = 0x80050033,       /* PE MP ET NE WP AM PG */
 		.cr3 = dune_va_to_pa(pgroot),
-		.cr4 = 0x20 | 0x200 | 0x400 | 0x40000 | (dune_g.has_fsgsbase ? 0x10000 : 0),
+		.cr4 = 0x20 | 0x200 | 0x400 | (dune_g.xsave_mask ? 0x40000 : 0) |
+		       (dune_g.has_fsgsbase ? 0x10000 : 0),
 		.efer = 0xd01,           /* SCE LME LMA NXE */
 		.gdt_base = (uint64_t)(uintptr_t)v->pc->gdt,
 		.gdt_limit = sizeof(v->pc->gdt) - 1,
@@ -436,9 +445,14 @@ int dune_enter(void)
 
 	/* The guest continues with this thread's FPU/AVX state and thread pointers. */
 	memset(v->xsave_buf, 0, dune_g.info.xsave_size);
-	__asm__ volatile("xsave (%0)" ::"r"(v->xsave_buf), "a"((uint32_t)dune_g.xsave_mask),
-			 "d"((uint32_t)(dune_g.xsave_mask >> 32))
-			 : "memory");
+	if (dune_g.xsave_mask) {
+		__asm__ volatile("xsave (%0)" ::"r"(v->xsave_buf), "a"((uint32_t)dune_g.xsave_mask),
+				 "d"((uint32_t)(dune_g.xsave_mask >> 32))
+				 : "memory");
+	} else {
+		__asm__ volatile("fxsave64 (%0)" ::"r"(v->xsave_buf) : "memory");
+		((uint64_t *)v->xsave_buf)[512 / 8] = 3; /* XSTATE_BV: x87 and SSE */
+	}
 	if ((r = dune_g.bk->set_xsave(v->h, v->xsave_buf, dune_g.info.xsave_size)) < 0) {
 		fprintf(stderr, "dune: cannot load the FPU state into the vCPU: %s\n",
 			strerror(-r));

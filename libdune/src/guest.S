@@ -122,8 +122,9 @@ __dune_bp_entry:
 __dune_cpl0_end: /* everything from __dune_idt_stubs to here runs at CPL 0 */
 
 /* Where the host starts Dune ring-0 C code (an upcall): rdi = upcall frame, rsi = area for
- * the interrupted FPU/AVX state (0: none), r13 = its XSAVE component mask. The handler may
- * use any vector register; the state goes back before the host resumes the frame. */
+ * the interrupted FPU/AVX state (0: none), r13 = its XSAVE component mask (0: the CPU has
+ * no XSAVE; FXSAVE then). The handler may use any vector register; the state goes back
+ * before the host resumes the frame. */
 	.globl __dune_upcall_entry
 	.hidden __dune_upcall_entry
 	.type __dune_upcall_entry, @function
@@ -132,18 +133,26 @@ __dune_upcall_entry:
 	movq	%rsi, %r12
 	testq	%r12, %r12
 	jz	1f
+	testq	%r13, %r13
+	jz	3f
 	movl	%r13d, %eax
 	movq	%r13, %rdx
 	shrq	$32, %rdx
 	xsave	(%r12)
+	jmp	1f
+3:	fxsave64 (%r12)
 1:	movq	%rbx, %rdi
 	call	__dune_upcall
 	testq	%r12, %r12
 	jz	2f
+	testq	%r13, %r13
+	jz	4f
 	movl	%r13d, %eax
 	movq	%r13, %rdx
 	shrq	$32, %rdx
 	xrstor	(%r12)
+	jmp	2f
+4:	fxrstor64 (%r12)
 2:	movq	%rbx, %rdi
 	movl	$DUNE_HC_TRET, %eax
 	outb	%al, $DUNE_PORT_HCALL

@@ -92,7 +92,8 @@ __dune_host_clone:
 /* void __dune_resume_host(const struct dune_regs *r, const void *xsave, uint64_t mask,
  *                         int *consumed)
  * Continues guest code in normal mode with registers r, as a syscall returning 0 would:
- * rax = 0, rcx = rip, r11 = rflags. Restores the FPU/AVX image first (if any), then tells
+ * rax = 0, rcx = rip, r11 = rflags. Restores the FPU/AVX image first (if any; mask 0 means
+ * an FXSAVE image, for CPUs without XSAVE), then tells
  * the parent (consumed = 1) that it no longer reads the parent's memory. Nothing is
  * written below the target stack pointer (the red zone of the code that made the call). */
 	.globl __dune_resume_host
@@ -103,9 +104,13 @@ __dune_resume_host:
 	movq	%rcx, %r13
 	testq	%rsi, %rsi
 	jz	1f
+	testq	%rdx, %rdx
+	jz	3f
 	movl	%edx, %eax
 	shrq	$32, %rdx
 	xrstor	(%rsi)
+	jmp	1f
+3:	fxrstor64 (%rsi) /* no XSAVE on this CPU */
 1:	testq	%r13, %r13
 	jz	2f
 	movl	$1, (%r13)

@@ -170,7 +170,8 @@ static int place_upcall(struct dune_vcpu *v, const struct ctx *c, int kind, uint
 	uf->xsave = xs;
 	uf->magic = DUNE_UF_MAGIC_VALUE;
 	uf->sysret = (uint64_t)sysret;
-	memset((void *)(xs + 512), 0, 64); /* XSAVE header: standard format */
+	if (dune_g.xsave_mask) /* XSAVE header: standard format (FXSAVE areas have none) */
+		memset((void *)(xs + 512), 0, 64);
 
 	struct dune_regs *g = R(v);
 	memset(g, 0, sizeof(*g));
@@ -213,6 +214,11 @@ static void trap_return(struct dune_vcpu *v, uintptr_t f)
 		dune_fatal_exit(v, SIGSEGV, "trap return with a corrupt frame");
 	uf->magic = 0;
 	struct dune_regs *g = R(v);
+	if (dune_trace)
+		dune_warn("dune-trace: vcpu %d trap return to rip %#llx rsp %#llx rax %#llx rdi %#llx "
+			  "rbx %#llx", v->index, (unsigned long long)uf->tf.rip,
+			  (unsigned long long)uf->tf.rsp, (unsigned long long)uf->tf.rax,
+			  (unsigned long long)uf->tf.rdi, (unsigned long long)uf->tf.rbx);
 	const struct dune_tf *tf = &uf->tf;
 	g->rax = tf->rax;
 	g->rbx = tf->rbx;
@@ -399,6 +405,12 @@ static void on_syscall(struct dune_vcpu *v)
 	struct dune_regs *g = R(v);
 
 	v->stats.exit_syscall++;
+	if (dune_trace)
+		dune_warn("dune-trace: vcpu %d syscall %llu (%#llx, %#llx, %#llx) rip %#llx rcx %#llx "
+			  "rbx %#llx", v->index, (unsigned long long)g->rax, (unsigned long long)g->rdi,
+			  (unsigned long long)g->rsi, (unsigned long long)g->rdx,
+			  (unsigned long long)g->rip, (unsigned long long)g->rcx,
+			  (unsigned long long)g->rbx);
 	if (v->in_user) {
 		/* Dune ring 3: the registered handler decides (ARG3 = r10, as the original). */
 		struct ctx c;

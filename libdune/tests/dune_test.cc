@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/wait.h>
+#include <cstdlib>
 #include <unistd.h>
 
 #include <cstring>
@@ -39,6 +40,30 @@ int dune_test_run_child(const std::function<int()> &fn, std::string *out) {
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   return status;
+}
+
+int dune_test_rerun_fresh(std::string *out) {
+  if (dune_backend() == DUNE_BACKEND_NONE && !dune_in_dune_mode()) return 0;
+  if (getenv("DUNE_TEST_FRESH")) {
+    ADD_FAILURE() << "libdune is initialized even in a fresh run of this test";
+    return 1;
+  }
+  const auto *info = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string filter =
+      std::string("--gtest_filter=") + info->test_suite_name() + "." + info->name();
+  int st = dune_test_run_child(
+      [&] {
+        setenv("DUNE_TEST_FRESH", "1", 1);
+        execl("/proc/self/exe", "fresh", filter.c_str(), static_cast<char *>(nullptr));
+        return 127;
+      },
+      out);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "fresh run of " << filter << ":\n"
+                                                      << *out;
+  if (out->find("[  SKIPPED ]") != std::string::npos && out->find("1 test, listed below") !=
+                                                             std::string::npos)
+    return 2;
+  return 1;
 }
 
 std::string dune_test_tmpfile(const char *tag) {

@@ -25,5 +25,18 @@ bool dune_test_kvm_usable(std::string *why);
 // is captured into *out when given. The child exits with fn's return value.
 int dune_test_run_child(const std::function<int()> &fn, std::string *out = nullptr);
 
+// For tests that need a process where libdune was never initialized: when this one
+// already was (all tests in one process, as under QEMU), runs just the current test again
+// in a fresh execution of this binary and reports its outcome here.
+// Returns 0: go on here; 1: done (the fresh run passed or failed); 2: the fresh run skipped.
+int dune_test_rerun_fresh(std::string *out);
+#define DUNE_FRESH_PROCESS()                                                       \
+  do {                                                                             \
+    std::string fresh_out_;                                                        \
+    int fresh_ = dune_test_rerun_fresh(&fresh_out_);                               \
+    if (fresh_ == 2) GTEST_SKIP() << fresh_out_;                                   \
+    if (fresh_ == 1) return;                                                       \
+  } while (0)
+
 // A scratch file path under /tmp (files the tests create themselves; no fixtures).
 std::string dune_test_tmpfile(const char *tag);

@@ -34,10 +34,12 @@ TEST(DuneEntry, EnterIsIdempotentAndKeepsLocalsAndTls) {
 }
 
 TEST(DuneEntry, QueriesNameBackendAndVirt) {
+  enum dune_virt before = dune_detect_virt(nullptr, 0);
   DUNE_ENTER_OR_SKIP();
   EXPECT_EQ(dune_backend(), DUNE_BACKEND_KVM);
   EXPECT_STREQ(dune_backend_name(dune_backend()), "kvm");
-  EXPECT_EQ(dune_virt(), dune_detect_virt(nullptr, 0));
+  EXPECT_EQ(dune_virt(), before);
+  EXPECT_EQ(dune_detect_virt(nullptr, 0), before);  // the same answer in Dune mode
   EXPECT_NE(dune_virt(), DUNE_VIRT_NONE);
   // Guest ring 0 is interpreted by KVM's emulator on KVM-PVM: Dune code runs at CPL 3.
   EXPECT_EQ(dune_guest_cpl(), dune_virt() == DUNE_VIRT_PVM ? 3 : 0);
@@ -167,6 +169,7 @@ TEST(DuneEntry, AmxNeedsKvmGuestSupport) {
 }
 
 TEST(DuneEntry, BackendSelectionErrorsAreClear) {
+  DUNE_FRESH_PROCESS();
   std::string out;
   int st = dune_test_run_child(
       [] {
@@ -190,6 +193,7 @@ TEST(DuneEntry, BackendSelectionErrorsAreClear) {
 }
 
 TEST(DuneEntry, EnterBeforeInitFails) {
+  DUNE_FRESH_PROCESS();
   std::string out;
   int st = dune_test_run_child([] { return dune_enter() == -EINVAL ? 0 : 1; }, &out);
   EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << out;
@@ -197,6 +201,7 @@ TEST(DuneEntry, EnterBeforeInitFails) {
 }
 
 TEST(DuneEntry, StatsPrintedAtExitWhenAsked) {
+  DUNE_FRESH_PROCESS();
   std::string why;
   if (!dune_test_kvm_usable(&why)) GTEST_SKIP() << why;
   std::string out;

@@ -290,6 +290,7 @@ TEST(DuneMemory, ShootdownReachesOtherVcpus) {
 }
 
 TEST(DuneMemory, CompressedGuestPhysicalLayout) {
+  DUNE_FRESH_PROCESS();
   std::string why;
   if (!dune_test_kvm_usable(&why)) GTEST_SKIP() << why;
   std::string out;
