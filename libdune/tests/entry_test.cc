@@ -105,7 +105,7 @@ static void avx_pgflt(uintptr_t addr, uint64_t fec, struct dune_tf *tf) {
   (void)tf;
   char buf[8192];
   memset(buf, 0x5a, sizeof buf);
-  memcpy(buf + 100, buf, 4000);
+  memcpy(buf + 4096, buf, 4000);
   dune_printf("handler touched vector registers (%d)\n", buf[4000]);
   dune_vm_mprotect(pgroot, reinterpret_cast<void *>(addr & ~4095UL), 4096, PERM_R | PERM_W);
 }

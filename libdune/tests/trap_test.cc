@@ -127,10 +127,8 @@ void wild_jump() {
   reinterpret_cast<void (*)()>(p)();
 }
 void invalid_opcode() { asm volatile("ud2"); }
-void divide_by_zero() {
-  volatile int z = 0;
-  volatile int x = 10 / z;
-  (void)x;
+void divide_by_zero() {  // in assembly: UBSan would report the C division first
+  asm volatile("xor %%edx, %%edx\n\tmov $10, %%eax\n\tdiv %0" ::"r"(0) : "rax", "rdx");
 }
 void null_write() {
   volatile uintptr_t addr = 16;  // hidden from the compiler's bounds checks
