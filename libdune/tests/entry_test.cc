@@ -192,6 +192,22 @@ TEST(DuneEntry, BackendSelectionErrorsAreClear) {
   EXPECT_NE(out.find("/dev/dune"), std::string::npos) << out;
 }
 
+TEST(DuneEntry, PermissionDeniedIsNamed) {
+  DUNE_FRESH_PROCESS();
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to drop to an unprivileged user";
+  std::string why;
+  if (!dune_test_kvm_usable(&why)) GTEST_SKIP() << why;
+  std::string out;
+  int st = dune_test_run_child(
+      [] {
+        if (setgid(65534) || setuid(65534)) return 3;  // nobody: no access to /dev/kvm
+        return dune_init(true) == -EACCES ? 0 : 1;
+      },
+      &out);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << out;
+  EXPECT_NE(out.find("/dev/kvm: permission denied"), std::string::npos) << out;
+}
+
 TEST(DuneEntry, EnterBeforeInitFails) {
   DUNE_FRESH_PROCESS();
   std::string out;
