@@ -134,6 +134,18 @@ void dune_fatal_exit(struct dune_vcpu *v, int sig, const char *why) HIDDEN
 	__attribute__((noreturn));
 void dune_exit_process(int status) HIDDEN __attribute__((noreturn));
 
+/* A test-and-set lock held for a few instructions that cannot fault. */
+static inline void dune_spin_lock(atomic_flag *f)
+{
+	while (atomic_flag_test_and_set_explicit(f, memory_order_acquire))
+		__builtin_ia32_pause();
+}
+
+static inline void dune_spin_unlock(atomic_flag *f)
+{
+	atomic_flag_clear_explicit(f, memory_order_release);
+}
+
 /* ---- guest-side helpers ---------------------------------------------------------- */
 
 /* libdune's hypercall: out to DUNE_PORT_HCALL, nr in rax, args in rdi/rsi/rdx. */

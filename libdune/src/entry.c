@@ -257,7 +257,9 @@ static int vcpu_create(struct dune_vcpu **out)
 		fprintf(stderr, "dune: too many Dune threads (%d vCPUs)\n", idx);
 		return -EAGAIN;
 	}
-	v = calloc(1, sizeof(*v));
+	/* Not malloc: a thread's arena may be unknown to the guest page table, and libdune's
+	 * handlers use this struct while they fill such gaps in. */
+	v = map_anon((sizeof(*v) + PGSIZE - 1) & ~(size_t)PGMASK, 0);
 	if (!v)
 		return -ENOMEM;
 	v->index = idx;
@@ -275,7 +277,10 @@ static int vcpu_create(struct dune_vcpu **out)
 	atomic_store(&v->pc->tlb_ack, dune_tlb_generation());
 	/* Additions to the page table are safe from the host at any time. */
 	ptent_t fl = PTE_P | PTE_W | PTE_NX | (dune_g.cpl == 3 ? PTE_U : 0);
-	if ((r = dune_layout_back((uintptr_t)v->pc, sizeof(struct dune_percpu))) < 0 ||
+	size_t vlen = (sizeof(*v) + PGSIZE - 1) & ~(size_t)PGMASK;
+	if ((r = dune_layout_back((uintptr_t)v, vlen)) < 0 ||
+	    (r = dune_vm_map_host(pgroot, (uintptr_t)v, vlen, fl)) < 0 ||
+	    (r = dune_layout_back((uintptr_t)v->pc, sizeof(struct dune_percpu))) < 0 ||
 	    (r = dune_layout_back((uintptr_t)v->tstack, v->tstack_size)) < 0 ||
 	    (r = dune_vm_map_host(pgroot, (uintptr_t)v->pc, sizeof(struct dune_percpu), fl)) <
 		    0 ||
@@ -317,7 +322,7 @@ fail:
 	if (v->pc)
 		munmap(v->pc, sizeof(struct dune_percpu));
 	free(v->xsave_buf);
-	free(v);
+	munmap(v, (sizeof(*v) + PGSIZE - 1) & ~(size_t)PGMASK);
 	return r;
 }
 

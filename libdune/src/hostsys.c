@@ -31,19 +31,9 @@ void __dune_exit_thread(void *stack, size_t len, int status) HIDDEN __attribute_
 void __dune_clone_child(void *ctx) HIDDEN __attribute__((noreturn));
 void dune_vcpu_release(struct dune_vcpu *v) HIDDEN;
 
-static inline long raw6(long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
-			uint64_t a4, uint64_t a5)
-{
-	long ret;
-	register uint64_t r10 __asm__("r10") = a3;
-	register uint64_t r8 __asm__("r8") = a4;
-	register uint64_t r9 __asm__("r9") = a5;
-	__asm__ volatile("syscall"
-			 : "=a"(ret)
-			 : "a"(nr), "D"(a0), "S"(a1), "d"(a2), "r"(r10), "r"(r8), "r"(r9)
-			 : "rcx", "r11", "memory");
-	return ret;
-}
+#define raw6(nr, a0, a1, a2, a3, a4, a5)                                            \
+	dune_raw_syscall6((long)(nr), (long)(a0), (long)(a1), (long)(a2), (long)(a3),       \
+			  (long)(a4), (long)(a5))
 
 /* ---- clone, fork, vfork --------------------------------------------------------- */
 

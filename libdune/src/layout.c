@@ -33,13 +33,12 @@ static atomic_flag lock = ATOMIC_FLAG_INIT;
 
 static void lk(void)
 {
-	while (atomic_flag_test_and_set_explicit(&lock, memory_order_acquire))
-		__builtin_ia32_pause();
+	dune_spin_lock(&lock);
 }
 
 static void unlk(void)
 {
-	atomic_flag_clear_explicit(&lock, memory_order_release);
+	dune_spin_unlock(&lock);
 }
 
 int dune_layout_init(int phys_bits)

@@ -14,23 +14,14 @@ int num_pages;
 physaddr_t dune_pool_pa;
 
 static char *pool_va;
-static struct page *free_head;
-static long bump, nfree;
-static atomic_flag lock = ATOMIC_FLAG_INIT;
+static _Atomic(struct page *) free_head;
+static _Atomic long bump, nfree;
+static atomic_flag pop_lock = ATOMIC_FLAG_INIT;
 
-/* Handlers may allocate while the code they interrupted holds the lock (same thread):
- * a nested upcall spins on itself. The pool lock is therefore held only for a few
- * instructions with no way to fault inside. */
-static void lk(void)
-{
-	while (atomic_flag_test_and_set_explicit(&lock, memory_order_acquire))
-		__builtin_ia32_pause();
-}
-
-static void unlk(void)
-{
-	atomic_flag_clear_explicit(&lock, memory_order_release);
-}
+/* Handlers can interrupt the thread they run on anywhere, even inside this allocator,
+ * and may allocate themselves: nothing here may wait for the code it interrupted. Pushes
+ * are lock-free; pops take a try-lock (one popper at a time, so the node below the head
+ * cannot change under a pop) and fall back to never-used pages when someone holds it. */
 
 int dune_pool_init(size_t bytes)
 {
@@ -78,27 +69,35 @@ struct page *dune_page_alloc(void)
 {
 	struct page *pg = NULL;
 
-	lk();
-	if (free_head) {
-		pg = free_head;
-		free_head = SLIST_NEXT(pg, link);
-		nfree--;
-	} else if (bump < num_pages) {
-		pg = &pages[bump++];
+	if (!atomic_flag_test_and_set_explicit(&pop_lock, memory_order_acquire)) {
+		pg = atomic_load_explicit(&free_head, memory_order_acquire);
+		while (pg && !atomic_compare_exchange_weak(&free_head, &pg, SLIST_NEXT(pg, link)))
+			;
+		atomic_flag_clear_explicit(&pop_lock, memory_order_release);
+		if (pg)
+			atomic_fetch_sub(&nfree, 1);
 	}
-	unlk();
-	if (pg)
-		pg->ref = 1;
+	if (!pg) {
+		long i = atomic_fetch_add(&bump, 1);
+		if (i >= num_pages) {
+			atomic_fetch_sub(&bump, 1);
+			return NULL;
+		}
+		pg = &pages[i];
+	}
+	pg->ref = 1;
 	return pg;
 }
 
 void dune_page_free(struct page *pg)
 {
-	lk();
-	SLIST_NEXT(pg, link) = free_head;
-	free_head = pg;
-	nfree++;
-	unlk();
+	struct page *head = atomic_load_explicit(&free_head, memory_order_relaxed);
+
+	do
+		SLIST_NEXT(pg, link) = head;
+	while (!atomic_compare_exchange_weak_explicit(&free_head, &head, pg, memory_order_release,
+						      memory_order_relaxed));
+	atomic_fetch_add(&nfree, 1);
 }
 
 bool dune_page_isfrompool(physaddr_t pa)
@@ -108,6 +107,7 @@ bool dune_page_isfrompool(physaddr_t pa)
 
 void dune_page_stats(void)
 {
+	long b = atomic_load(&bump), f = atomic_load(&nfree);
 	dune_printf("dune: pool: %d pages, %ld used, %ld free-listed, %ld never used\n",
-		    num_pages, bump - nfree, nfree, num_pages - bump);
+		    num_pages, b - f, f, num_pages - b);
 }

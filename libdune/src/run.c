@@ -116,6 +116,51 @@ void dune_fatal_exit(struct dune_vcpu *v, int sig, const char *why)
 
 /* ---- upcalls: starting Dune ring-0 C code from the host ------------------------- */
 
+static void tf_from_regs(struct dune_tf *tf, const struct dune_regs *r)
+{
+	tf->rdi = r->rdi;
+	tf->rsi = r->rsi;
+	tf->rdx = r->rdx;
+	tf->rcx = r->rcx;
+	tf->r8 = r->r8;
+	tf->r9 = r->r9;
+	tf->r10 = r->r10;
+	tf->r11 = r->r11;
+	tf->rbx = r->rbx;
+	tf->rbp = r->rbp;
+	tf->r12 = r->r12;
+	tf->r13 = r->r13;
+	tf->r14 = r->r14;
+	tf->r15 = r->r15;
+	tf->rax = r->rax;
+	tf->rip = r->rip;
+	tf->rflags = r->rflags;
+	tf->rsp = r->rsp;
+}
+
+/* The guest registers from a trap frame (flags a frame may not change are ours). */
+static void regs_from_tf(struct dune_regs *g, const struct dune_tf *tf)
+{
+	g->rax = tf->rax;
+	g->rbx = tf->rbx;
+	g->rcx = tf->rcx;
+	g->rdx = tf->rdx;
+	g->rsi = tf->rsi;
+	g->rdi = tf->rdi;
+	g->rbp = tf->rbp;
+	g->r8 = tf->r8;
+	g->r9 = tf->r9;
+	g->r10 = tf->r10;
+	g->r11 = tf->r11;
+	g->r12 = tf->r12;
+	g->r13 = tf->r13;
+	g->r14 = tf->r14;
+	g->r15 = tf->r15;
+	g->rip = tf->rip;
+	g->rsp = tf->rsp;
+	g->rflags = (tf->rflags & RFLAGS_SAFE) | 0x2 | RFLAGS_IF;
+}
+
 struct ctx {
 	struct dune_regs r; /* the interrupted registers, rip/rsp/rflags included */
 	uint32_t err;
@@ -139,26 +184,9 @@ static int place_upcall(struct dune_vcpu *v, const struct ctx *c, int kind, uint
 	struct dune_upcall_frame *uf = (struct dune_upcall_frame *)f;
 	const struct dune_regs *r = &c->r;
 	memset(uf, 0, sizeof(*uf));
-	uf->tf.rdi = r->rdi;
-	uf->tf.rsi = r->rsi;
-	uf->tf.rdx = r->rdx;
-	uf->tf.rcx = r->rcx;
-	uf->tf.r8 = r->r8;
-	uf->tf.r9 = r->r9;
-	uf->tf.r10 = r->r10;
-	uf->tf.r11 = r->r11;
-	uf->tf.rbx = r->rbx;
-	uf->tf.rbp = r->rbp;
-	uf->tf.r12 = r->r12;
-	uf->tf.r13 = r->r13;
-	uf->tf.r14 = r->r14;
-	uf->tf.r15 = r->r15;
-	uf->tf.rax = r->rax;
+	tf_from_regs(&uf->tf, r);
 	uf->tf.err = c->err;
-	uf->tf.rip = r->rip;
 	uf->tf.cs = (c->in_user || dune_g.cpl == 3) ? (GD_UT | 3) : GD_KT;
-	uf->tf.rflags = r->rflags;
-	uf->tf.rsp = r->rsp;
 	uf->tf.ss = (c->in_user || dune_g.cpl == 3) ? (GD_UD | 3) : GD_KD;
 	uf->kind = (uint64_t)kind;
 	uf->vec = vec;
@@ -220,24 +248,7 @@ static void trap_return(struct dune_vcpu *v, uintptr_t f)
 			  (unsigned long long)uf->tf.rsp, (unsigned long long)uf->tf.rax,
 			  (unsigned long long)uf->tf.rdi, (unsigned long long)uf->tf.rbx);
 	const struct dune_tf *tf = &uf->tf;
-	g->rax = tf->rax;
-	g->rbx = tf->rbx;
-	g->rcx = tf->rcx;
-	g->rdx = tf->rdx;
-	g->rsi = tf->rsi;
-	g->rdi = tf->rdi;
-	g->rbp = tf->rbp;
-	g->r8 = tf->r8;
-	g->r9 = tf->r9;
-	g->r10 = tf->r10;
-	g->r11 = tf->r11;
-	g->r12 = tf->r12;
-	g->r13 = tf->r13;
-	g->r14 = tf->r14;
-	g->r15 = tf->r15;
-	g->rip = tf->rip;
-	g->rsp = tf->rsp;
-	g->rflags = (tf->rflags & RFLAGS_SAFE) | 0x2 | RFLAGS_IF;
+	regs_from_tf(g, tf);
 	if (uf->sysret) { /* return from a ring-3 syscall, as the original's sysret path */
 		g->r10 = tf->rcx;
 		g->rcx = tf->rip;
@@ -345,24 +356,7 @@ static void on_hypercall(struct dune_vcpu *v)
 			break;
 		}
 		v->kctx = (struct dune_tf *)(uintptr_t)g->rsi;
-		g->rax = tf->rax;
-		g->rbx = tf->rbx;
-		g->rcx = tf->rcx;
-		g->rdx = tf->rdx;
-		g->rsi = tf->rsi;
-		g->rdi = tf->rdi;
-		g->rbp = tf->rbp;
-		g->r8 = tf->r8;
-		g->r9 = tf->r9;
-		g->r10 = tf->r10;
-		g->r11 = tf->r11;
-		g->r12 = tf->r12;
-		g->r13 = tf->r13;
-		g->r14 = tf->r14;
-		g->r15 = tf->r15;
-		g->rip = tf->rip;
-		g->rsp = tf->rsp;
-		g->rflags = (tf->rflags & RFLAGS_SAFE) | 0x2 | RFLAGS_IF;
+		regs_from_tf(g, tf);
 		tf->cs = GD_UT | 3;
 		tf->ss = GD_UD | 3;
 		dune_g.bk->dirty(v->h, 1);

@@ -32,6 +32,8 @@ static struct {
 	int n;
 	int full;
 } req;
+static DUNE_TLS int in_round; /* this thread runs a round (a handler may interrupt it) */
+static DUNE_TLS int outer_full; /* a nested call asked for a full flush meanwhile */
 static _Atomic uint64_t gen;
 static atomic_flag round_lock = ATOMIC_FLAG_INIT;
 
@@ -128,13 +130,22 @@ static int shootdown(int all)
 		q.n = q.full = 0;
 		return 0;
 	}
+	if (in_round) {
+		/* A handler interrupted this thread's own round: it cannot wait for it. Its
+		 * local flush is done; the others get a full flush when that round ends. */
+		outer_full = 1;
+		q.n = q.full = 0;
+		return -EDEADLK;
+	}
+	in_round = 1;
 	while (atomic_flag_test_and_set_explicit(&round_lock, memory_order_acquire)) {
 		poll_incoming(v); /* someone else's round may be waiting for us */
 		__builtin_ia32_pause();
 	}
 	memcpy(req.va, q.va, sizeof(req.va));
 	req.n = q.n;
-	req.full = all || q.full;
+	req.full = all || q.full || outer_full;
+	outer_full = 0;
 	q.n = q.full = 0;
 	uint64_t g = atomic_fetch_add(&gen, 1) + 1;
 	atomic_store(&v->pc->tlb_ack, g);
@@ -164,6 +175,9 @@ static int shootdown(int all)
 		}
 	}
 	atomic_flag_clear_explicit(&round_lock, memory_order_release);
+	in_round = 0;
+	if (outer_full) /* a nested caller wanted more than this round carried */
+		return shootdown(1);
 	v->stats.shootdowns_sent++;
 	return 0;
 }

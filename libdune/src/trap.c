@@ -156,13 +156,41 @@ void dune_die_signal(int sig)
 
 /* ---- dispatch -------------------------------------------------------------------- */
 
+/* A page fault the page table does not explain: the translation is there and allows the
+ * access. Shadow-paging hosts can deliver such faults (a stale shadow entry, or KVM-PVM
+ * delivering not-present faults straight to the guest); flushing the page and retrying
+ * is the answer, a few times in a row at most. */
+static DUNE_TLS uintptr_t spurious_addr;
+static DUNE_TLS int spurious_count;
+
+static int spurious_fault(uintptr_t addr, uint64_t fec)
+{
+	int level;
+	ptent_t *p = dune_vm_walk(pgroot, addr, &level);
+	ptent_t e = p ? __atomic_load_n(p, __ATOMIC_ACQUIRE) : 0;
+
+	if (!(e & PTE_P) || ((fec & FEC_W) && !(e & PTE_W)) || ((fec & FEC_I) && (e & PTE_NX)) ||
+	    ((fec & FEC_U) && !(e & PTE_U)) || (fec & FEC_RSV)) {
+		spurious_count = 0;
+		return 0;
+	}
+	if (PGADDR(addr) == spurious_addr && ++spurious_count > 3)
+		return 0;
+	if (PGADDR(addr) != spurious_addr) {
+		spurious_addr = PGADDR(addr);
+		spurious_count = 1;
+	}
+	dune_flush_tlb_one(addr);
+	return 1;
+}
+
 void dune_trap_dispatch(struct dune_tf *tf, int vec, uint64_t cr2)
 {
 	if (vec == DUNE_TLB_VECTOR) {
 		dune_tlb_handle_ipi();
 		return;
 	}
-	if (vec == T_PGFLT && dune_mirror_fault(cr2, tf->err))
+	if (vec == T_PGFLT && (spurious_fault(cr2, tf->err) || dune_mirror_fault(cr2, tf->err)))
 		return;
 	dune_current_vector = vec;
 	if (intr_cbs[vec]) {
