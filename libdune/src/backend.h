@@ -48,6 +48,7 @@ enum dune_exit_kind {
 	DUNE_EXIT_SHUTDOWN, /* triple fault */
 	DUNE_EXIT_EMULATION, /* the hypervisor could not emulate an instruction */
 	DUNE_EXIT_HLT,
+	DUNE_EXIT_IRQ_WINDOW, /* the guest can take an interrupt now (asked for with irq_window) */
 	DUNE_EXIT_OTHER,
 };
 
@@ -93,6 +94,13 @@ struct dune_backend_ops {
 	int (*set_xsave)(void *h, const void *buf, size_t size);
 	/* An interrupt `vector` to the vCPU with x2APIC ID `apic_id`. */
 	int (*send_ipi)(uint32_t apic_id, uint8_t vector);
+	/* Asks for (on = 1) an exit as soon as the guest can take an interrupt: the host loop
+	 * then places the upcalls it held back while the guest ran libdune's CPL-0 stubs. */
+	void (*irq_window)(void *h, int on);
+	/* From a signal handler on the vCPU's thread: make the current or next run return
+	 * at once (a signal that lands just before the run starts must not wait for the next
+	 * exit). */
+	void (*kick)(void *h);
 };
 
 extern const struct dune_backend_ops dune_kvm_backend;

@@ -191,6 +191,8 @@ static int kvm_map_window(int slot, uint64_t gpa, uint64_t size, void *hva)
 	return 0;
 }
 
+static struct kvm_vcpu_h *vcpu_handles[DUNE_MAX_VCPUS];
+
 static int kvm_vcpu_create(int index, void **handle)
 {
 	struct kvm_vcpu_h *h = calloc(1, sizeof(*h));
@@ -219,6 +221,8 @@ static int kvm_vcpu_create(int index, void **handle)
 		return r;
 	}
 	h->run->kvm_valid_regs = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS;
+	if (index >= 0 && index < DUNE_MAX_VCPUS)
+		vcpu_handles[index] = h; /* reachable (the vCPU struct holding it is mmap'ed) */
 	*handle = h;
 	return 0;
 }
@@ -391,6 +395,9 @@ static int kvm_vcpu_run(void *hv, struct dune_exit *x)
 		run->s.regs.sregs = h->full;
 	}
 	r = ioctl(h->fd, KVM_RUN, 0);
+	/* Cleared before the caller looks for pending signals: a later kick stops the next
+	 * run. */
+	__atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 	run->kvm_dirty_regs = 0;
 	h->full = run->s.regs.sregs;
 	full_to_lite(h);
@@ -429,6 +436,9 @@ static int kvm_vcpu_run(void *hv, struct dune_exit *x)
 	case KVM_EXIT_HLT:
 		x->kind = DUNE_EXIT_HLT;
 		break;
+	case KVM_EXIT_IRQ_WINDOW_OPEN:
+		x->kind = DUNE_EXIT_IRQ_WINDOW;
+		break;
 	default:
 		x->kind = DUNE_EXIT_OTHER;
 		break;
@@ -454,6 +464,16 @@ static void kvm_dirty(void *hv, int what)
 		h->run->kvm_dirty_regs |= KVM_SYNC_X86_REGS;
 	if (what & 2)
 		h->run->kvm_dirty_regs |= KVM_SYNC_X86_SREGS;
+}
+
+static void kvm_irq_window(void *hv, int on)
+{
+	((struct kvm_vcpu_h *)hv)->run->request_interrupt_window = (uint8_t)on;
+}
+
+static void kvm_kick(void *hv)
+{
+	__atomic_store_n(&((struct kvm_vcpu_h *)hv)->run->immediate_exit, 1, __ATOMIC_RELAXED);
 }
 
 static int kvm_get_xsave(void *hv, void *buf, size_t size)
@@ -510,4 +530,6 @@ const struct dune_backend_ops dune_kvm_backend = {
 	.get_xsave = kvm_get_xsave,
 	.set_xsave = kvm_set_xsave,
 	.send_ipi = kvm_send_ipi,
+	.irq_window = kvm_irq_window,
+	.kick = kvm_kick,
 };

@@ -50,10 +50,12 @@ struct dune_vcpu {
 	void *xsave_buf;                  /* scratch XSAVE image (host side) */
 	_Atomic int state;
 	_Atomic uint64_t pending_sigs;    /* host signals to deliver as interrupts */
+	uint64_t sigs_in_handler;         /* signals whose handler runs (host loop only) */
 	pid_t tid;
 	struct dune_regs entry;           /* where dune_enter() resumes in the guest */
 	/* Dune ring 3 (dune_jump_to_user): the kernel context to return to, if any. */
 	struct dune_tf *kctx;
+	int async_exit;                   /* the last exit came between two instructions */
 	int in_user;
 	uint64_t kfs_base;                /* FS base of Dune ring-0 code */
 	struct dune_vcpu_stats stats;
@@ -80,6 +82,7 @@ int dune_layout_back(uintptr_t va, size_t len) HIDDEN;
 /* The same from anywhere: calls the host when running in the guest. */
 int dune_layout_ensure(uintptr_t va, size_t len) HIDDEN;
 int dune_layout_is_backed(uintptr_t va) HIDDEN;
+int dune_layout_tables(int (*fn)(const void *p, size_t len)) HIDDEN;
 /* Re-creates every memslot in a fresh VM (fork child). */
 int dune_layout_replay(void) HIDDEN;
 uintptr_t dune_layout_pa_to_va(physaddr_t pa) HIDDEN;
@@ -118,9 +121,21 @@ void dune_mirror_after_syscall(long nr, const uint64_t a[6], long ret, uint64_t 
 /* A #PF the page table explains by a stale or missing host mapping? Resolves it and
  * returns 1, else 0 (guest side). */
 int dune_mirror_fault(uintptr_t addr, uint64_t fec) HIDDEN;
+/* The page table already allows the access that faulted (a stale translation): flushes it
+ * and returns 1, a few times in a row at most (trap.c). */
+int dune_fault_is_spurious(uintptr_t addr, uint64_t fec) HIDDEN;
 /* Host side: the host VMA containing addr (prot as PROT_*), or -ENOENT. */
 int dune_host_vma(uintptr_t addr, uintptr_t *start, uintptr_t *end, int *prot) HIDDEN;
 int dune_mirror_range_host(uintptr_t start, uintptr_t end) HIDDEN;
+/* The mapping lock: a change to the host's mappings made by libdune or by Dune code, and
+ * the matching page-table update, happen under it, so that one thread's late update never
+ * undoes another's newer one (a late clear of a range the host has meanwhile reused for a
+ * vCPU's stacks, say). Recursive per thread; usable on the host side and in the guest
+ * (contention waits in futex(2), forwarded from the guest); taken on the host side before
+ * a forwarded mapping syscall and released in the guest by the mirror upcall. */
+void dune_map_lock(void) HIDDEN;
+void dune_map_unlock(void) HIDDEN;
+void dune_map_lock_reset(void) HIDDEN; /* in a forked child */
 
 /* ---- entry.c / run.c ------------------------------------------------------------- */
 

@@ -251,23 +251,30 @@ static void setup_percpu(struct dune_vcpu *v)
 static int vcpu_create(struct dune_vcpu **out)
 {
 	struct dune_vcpu *v;
-	int idx = atomic_load(&dune_nvcpus), r;
+	int idx = atomic_load(&dune_nvcpus), r, locked = 1;
 
 	if (idx >= DUNE_MAX_VCPUS || idx >= dune_g.info.max_vcpus) {
 		fprintf(stderr, "dune: too many Dune threads (%d vCPUs)\n", idx);
 		return -EAGAIN;
 	}
 	/* Not malloc: a thread's arena may be unknown to the guest page table, and libdune's
-	 * handlers use this struct while they fill such gaps in. */
-	v = map_anon((sizeof(*v) + PGSIZE - 1) & ~(size_t)PGMASK, 0);
-	if (!v)
+	 * handlers use this struct while they fill such gaps in (and malloc could wait for an
+	 * arena whose owner waits for the mapping lock). Nothing between the lock and its
+	 * release takes a lock that Dune code may hold. The host thread's boot XSAVE image
+	 * follows the struct. */
+	size_t vlen = (sizeof(*v) + 63 + dune_g.info.xsave_size + PGSIZE - 1) & ~(size_t)PGMASK;
+	dune_map_lock(); /* new host mappings and their page-table entries, together */
+	v = map_anon(vlen, 0);
+	if (!v) {
+		dune_map_unlock();
 		return -ENOMEM;
+	}
 	v->index = idx;
+	v->xsave_buf = (void *)(((uintptr_t)(v + 1) + 63) & ~(uintptr_t)63);
 	v->pc = map_anon(sizeof(struct dune_percpu), 0);
 	v->tstack_size = HANDLER_STACK_SIZE;
 	v->tstack = map_anon(v->tstack_size, 1);
-	v->xsave_buf = aligned_alloc(64, (dune_g.info.xsave_size + 63) & ~(size_t)63);
-	if (!v->pc || !v->tstack || !v->xsave_buf) {
+	if (!v->pc || !v->tstack) {
 		r = -ENOMEM;
 		goto fail;
 	}
@@ -277,7 +284,6 @@ static int vcpu_create(struct dune_vcpu **out)
 	atomic_store(&v->pc->tlb_ack, dune_tlb_generation());
 	/* Additions to the page table are safe from the host at any time. */
 	ptent_t fl = PTE_P | PTE_W | PTE_NX | (dune_g.cpl == 3 ? PTE_U : 0);
-	size_t vlen = (sizeof(*v) + PGSIZE - 1) & ~(size_t)PGMASK;
 	if ((r = dune_layout_back((uintptr_t)v, vlen)) < 0 ||
 	    (r = dune_vm_map_host(pgroot, (uintptr_t)v, vlen, fl)) < 0 ||
 	    (r = dune_layout_back((uintptr_t)v->pc, sizeof(struct dune_percpu))) < 0 ||
@@ -285,9 +291,13 @@ static int vcpu_create(struct dune_vcpu **out)
 	    (r = dune_vm_map_host(pgroot, (uintptr_t)v->pc, sizeof(struct dune_percpu), fl)) <
 		    0 ||
 	    (r = dune_vm_map_host(pgroot, (uintptr_t)v->tstack, v->tstack_size, fl)) < 0) {
+		dune_map_unlock();
+		locked = 0;
 		fprintf(stderr, "dune: cannot map a vCPU's stacks: %s\n", strerror(-r));
 		goto fail;
 	}
+	dune_map_unlock();
+	locked = 0;
 	if ((r = dune_g.bk->vcpu_create(idx, &v->h)) < 0) {
 		fprintf(stderr, "dune: cannot create vCPU %d: %s\n", idx, strerror(-r));
 		goto fail;
@@ -319,10 +329,11 @@ static int vcpu_create(struct dune_vcpu **out)
 	*out = v;
 	return 0;
 fail:
+	if (locked)
+		dune_map_unlock();
 	if (v->pc)
 		munmap(v->pc, sizeof(struct dune_percpu));
-	free(v->xsave_buf);
-	munmap(v, (sizeof(*v) + PGSIZE - 1) & ~(size_t)PGMASK);
+	munmap(v, vlen);
 	return r;
 }
 
@@ -371,6 +382,7 @@ void dune_after_fork_child(void)
 	dune_g.bk->forget();
 	dune_g.pid = 0; /* reopen on the next dune_enter() */
 	dune_self = NULL;
+	dune_map_lock_reset();
 }
 
 static int reopen_after_fork(void)
@@ -447,6 +459,7 @@ int dune_enter(void)
 	v->in_user = 0;
 	v->kctx = NULL;
 	atomic_store(&v->pending_sigs, 0);
+	v->sigs_in_handler = 0;
 
 	/* The guest continues with this thread's FPU/AVX state and thread pointers. */
 	memset(v->xsave_buf, 0, dune_g.info.xsave_size);

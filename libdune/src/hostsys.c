@@ -205,6 +205,8 @@ long dune_host_syscall(struct dune_vcpu *v, struct dune_regs *g)
 		ret = -ENOSYS;
 		break;
 	default:
+		if (changes_mappings(nr))
+			dune_map_lock(); /* released by the mirror upcall, or below */
 		if (nr == SYS_brk)
 			aux = (uint64_t)raw6(SYS_brk, 0, 0, 0, 0, 0, 0);
 		else if (nr == SYS_shmat) {
@@ -233,7 +235,11 @@ long dune_host_syscall(struct dune_vcpu *v, struct dune_regs *g)
 		s->ss = dune_g.cpl == 0 ? GD_KD : (GD_UD | 3);
 		dune_g.bk->dirty(v->h, 2);
 	}
-	if (changes_mappings(nr) && !(ret < 0 && ret > -4096))
-		dune_upcall(v, DUNE_UPC_MIRROR, (uint64_t)nr, aux);
+	if (changes_mappings(nr)) {
+		if (!(ret < 0 && ret > -4096))
+			dune_upcall(v, DUNE_UPC_MIRROR, (uint64_t)nr, aux);
+		else
+			dune_map_unlock();
+	}
 	return ret;
 }

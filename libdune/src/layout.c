@@ -118,6 +118,17 @@ static int back_window(uint64_t w)
 	return 0;
 }
 
+/* Hands each of this file's tables to fn (the fault path reads them: always mapped). */
+int dune_layout_tables(int (*fn)(const void *p, size_t len))
+{
+	int r = fn(win_gpa, NWIN * 8);
+	if (r >= 0)
+		r = fn(win_slot, NWIN * 4);
+	if (r >= 0 && gpa_win)
+		r = fn(gpa_win, gpa_windows * 8);
+	return r;
+}
+
 int dune_layout_back(uintptr_t va, size_t len)
 {
 	int r = 0;

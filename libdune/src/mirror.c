@@ -17,6 +17,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -47,6 +49,53 @@ ptent_t dune_prot_to_pte(int prot)
 static size_t eager_max(void)
 {
 	return (size_t)dune_g.eager_max_mb << 20;
+}
+
+/* ---- the mapping lock ------------------------------------------------------------ */
+
+static struct {
+	_Atomic int word; /* 0 free, 1 held, 2 held and maybe waited for */
+	_Atomic uintptr_t owner;
+	int depth;
+} map_lk;
+static DUNE_TLS char map_lk_me; /* its address names the thread, host side and guest side */
+
+void dune_map_lock(void)
+{
+	uintptr_t me = (uintptr_t)&map_lk_me;
+	int c = 0;
+
+	if (atomic_load_explicit(&map_lk.owner, memory_order_relaxed) == me) {
+		map_lk.depth++;
+		return;
+	}
+	if (!atomic_compare_exchange_strong(&map_lk.word, &c, 1)) {
+		if (c != 2)
+			c = atomic_exchange(&map_lk.word, 2);
+		while (c != 0) {
+			dune_raw_syscall6(SYS_futex, (long)&map_lk.word, FUTEX_WAIT_PRIVATE, 2, 0, 0,
+					  0);
+			c = atomic_exchange(&map_lk.word, 2);
+		}
+	}
+	atomic_store_explicit(&map_lk.owner, me, memory_order_relaxed);
+	map_lk.depth = 1;
+}
+
+void dune_map_unlock(void)
+{
+	if (--map_lk.depth > 0)
+		return;
+	atomic_store_explicit(&map_lk.owner, 0, memory_order_relaxed);
+	if (atomic_exchange(&map_lk.word, 0) == 2)
+		dune_raw_syscall6(SYS_futex, (long)&map_lk.word, FUTEX_WAKE_PRIVATE, 1, 0, 0, 0);
+}
+
+void dune_map_lock_reset(void)
+{
+	atomic_store(&map_lk.word, 0);
+	atomic_store(&map_lk.owner, 0);
+	map_lk.depth = 0;
 }
 
 /* ---- reading /proc/self/maps without libc locks (host loop) --------------------- */
@@ -207,14 +256,40 @@ static int init_cb(const struct vma *m, void *a)
 	return 0;
 }
 
+static int map_always_prot(const void *p, size_t len, int prot)
+{
+	uintptr_t lo = PGADDR((uintptr_t)p);
+	uintptr_t hi = ((uintptr_t)p + len + PGSIZE - 1) & ~(uintptr_t)PGMASK;
+	int r = dune_layout_back(lo, hi - lo);
+
+	if (r >= 0)
+		r = dune_vm_map_host(pgroot, lo, hi - lo, dune_prot_to_pte(prot));
+	return r < 0 ? r : 0;
+}
+
+static int map_always(const void *p, size_t len)
+{
+	return map_always_prot(p, len, PROT_READ | PROT_WRITE);
+}
+
 int dune_mirror_init(void)
 {
 	int r;
 	size_t pool_bytes = (size_t)num_pages << PGSHIFT;
 
-	/* The pool holds the page tables themselves: always mapped. */
+	/* The pool holds the page tables themselves; `pages` (their bookkeeping) and the
+	 * layout's tables are what the fault path itself reads and writes: all always mapped
+	 * (a first touch of one inside the fault path would fault again, for ever). The
+	 * kernel may have merged them into a big neighbouring mapping that init_cb leaves to
+	 * first touch. */
 	r = dune_vm_map_host(pgroot, (uintptr_t)dune_pool_va(), pool_bytes,
 			     dune_prot_to_pte(PROT_READ | PROT_WRITE));
+	if (r >= 0)
+		r = map_always(pages, (size_t)num_pages * sizeof(struct page));
+	if (r >= 0)
+		r = dune_layout_tables(map_always);
+	if (r >= 0) /* the IDT, read by the CPU (read-only on the host too) */
+		r = map_always_prot((const void *)(uintptr_t)dune_g.idt_base, PGSIZE, PROT_READ);
 	if (r >= 0)
 		r = for_each_vma(init_cb, NULL);
 	if (r < 0)
@@ -229,15 +304,18 @@ int dune_mirror_range_host(uintptr_t start, uintptr_t end)
 	uintptr_t s, e;
 	int prot, r;
 
+	dune_map_lock();
 	if ((r = dune_host_vma(start, &s, &e, &prot)) < 0)
-		return r;
+		goto out;
 	if (e > end)
 		e = end;
 	if (!dune_prot_to_pte(prot))
-		return 0;
+		goto out;
 	if ((r = dune_layout_back(s, e - s)) < 0)
-		return r;
+		goto out;
 	r = dune_vm_map_host(pgroot, s, e - s, dune_prot_to_pte(prot));
+out:
+	dune_map_unlock();
 	return r < 0 ? r : 0;
 }
 
@@ -349,7 +427,7 @@ void dune_mirror_after_syscall(long nr, const uint64_t a[6], long ret, uint64_t 
 
 static DUNE_TLS uintptr_t last_fault;
 
-int dune_mirror_fault(uintptr_t addr, uint64_t fec)
+static int mirror_fault(uintptr_t addr, uint64_t fec)
 {
 	int level;
 	ptent_t *p = dune_vm_walk(pgroot, addr, &level);
@@ -365,6 +443,12 @@ int dune_mirror_fault(uintptr_t addr, uint64_t fec)
 	ptent_t f = dune_prot_to_pte((int)vma.prot);
 	if (!f || ((fec & FEC_W) && !(f & PTE_W)) || ((fec & FEC_I) && (f & PTE_NX)))
 		return 0; /* the host would fault too */
+	/* A handler that interrupted this one (a signal, a nested fault) may have filled the
+	 * entry in meanwhile. */
+	if (dune_fault_is_spurious(addr, fec))
+		return 1;
+	p = dune_vm_walk(pgroot, addr, &level);
+	e = p ? __atomic_load_n(p, __ATOMIC_ACQUIRE) : 0;
 	if (e && PGADDR(addr) == last_fault)
 		return 0; /* already refilled once and it faults again: not ours to fix */
 	last_fault = PGADDR(addr);
@@ -382,4 +466,13 @@ int dune_mirror_fault(uintptr_t addr, uint64_t fec)
 	if (dune_self)
 		dune_self->stats.lazy_maps++;
 	return 1;
+}
+
+int dune_mirror_fault(uintptr_t addr, uint64_t fec)
+{
+	/* What the host says is mapped stays so until the entries are in. */
+	dune_map_lock();
+	int r = mirror_fault(addr, fec);
+	dune_map_unlock();
+	return r;
 }

@@ -241,6 +241,9 @@ static void trap_return(struct dune_vcpu *v, uintptr_t f)
 	if (f < lo || f + sizeof(*uf) > hi || uf->magic != DUNE_UF_MAGIC_VALUE)
 		dune_fatal_exit(v, SIGSEGV, "trap return with a corrupt frame");
 	uf->magic = 0;
+	if (uf->kind == DUNE_UPC_SIGNAL && uf->vec >= DUNE_SIGNAL_INTR_BASE &&
+	    uf->vec < DUNE_SIGNAL_INTR_BASE + 64)
+		v->sigs_in_handler &= ~(1ull << (uf->vec - DUNE_SIGNAL_INTR_BASE));
 	struct dune_regs *g = R(v);
 	if (dune_trace)
 		dune_warn("dune-trace: vcpu %d trap return to rip %#llx rsp %#llx rax %#llx rdi %#llx "
@@ -442,19 +445,72 @@ static void on_mmio(struct dune_vcpu *v, const struct dune_exit *x)
 }
 
 /* Before entering the guest: a missed shootdown, then host signals (when the guest can
- * take an interrupt). One upcall at a time: each returns here through DUNE_HC_TRET. */
+ * take an interrupt). One upcall at a time: each returns here through DUNE_HC_TRET.
+ * Nothing is placed while the guest is inside libdune's CPL-0 stubs (interrupts off, a
+ * frame half built on the interrupt stack): the backend is asked to exit again once the
+ * stub has returned and the guest can take an interrupt. */
 static void before_entry(struct dune_vcpu *v)
 {
-	if (atomic_load(&v->pc->tlb_ack) < dune_tlb_generation()) {
+	int flush = atomic_load(&v->pc->tlb_ack) < dune_tlb_generation();
+	/* A signal waits while its own handler runs (as sa_mask would have it). */
+	uint64_t p = atomic_load(&v->pending_sigs) & ~v->sigs_in_handler;
+	uintptr_t rip = (uintptr_t)R(v)->rip;
+
+	if (!flush && !p)
+		return;
+	if (v->async_exit ||
+	    (rip >= (uintptr_t)__dune_idt_stubs && rip < (uintptr_t)__dune_cpl0_end)) {
+		dune_g.bk->irq_window(v->h, 1);
+		return;
+	}
+	if (flush) {
 		dune_upcall(v, DUNE_UPC_FLUSH, 0, 0);
 		return;
 	}
-	uint64_t p = atomic_load(&v->pending_sigs);
-	if (p && (R(v)->rflags & RFLAGS_IF)) {
+	if (!(R(v)->rflags & RFLAGS_IF)) {
+		dune_g.bk->irq_window(v->h, 1); /* Dune code runs with interrupts off */
+		return;
+	}
+	if (p) {
 		int sig = __builtin_ctzll(p);
 		atomic_fetch_and(&v->pending_sigs, ~(1ull << sig));
 		v->stats.signals++;
+		v->sigs_in_handler |= 1ull << sig;
 		dune_upcall(v, DUNE_UPC_SIGNAL, (uint64_t)(DUNE_SIGNAL_INTR_BASE + sig), 0);
+	}
+}
+
+/* A triple fault leaves the vCPU reset: say where it last entered the guest and which of
+ * the structures exception delivery needs the page table lacks. */
+static void explain_shutdown(struct dune_vcpu *v, uint64_t rip, uint64_t rsp)
+{
+	const struct {
+		const char *what;
+		uint64_t va;
+	} need[] = {
+		{"IDT", dune_g.idt_base},
+		{"GDT", (uint64_t)(uintptr_t)v->pc->gdt},
+		{"TSS", (uint64_t)(uintptr_t)&v->pc->tss},
+		{"IST 1", v->pc->tss.ist[0] - 8},
+		{"IST 2", v->pc->tss.ist[1] - 8},
+		{"IST 3", v->pc->tss.ist[2] - 8},
+		{"entry RIP", rip},
+		{"entry RSP", rsp - 8},
+	};
+	char line[160];
+
+	snprintf(line, sizeof(line), "dune: vCPU %d last entered the guest at RIP %#llx RSP %#llx\n",
+		 v->index, (unsigned long long)rip, (unsigned long long)rsp);
+	say(line);
+	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
+		int level;
+		ptent_t *p = dune_vm_walk(pgroot, need[i].va, &level);
+		ptent_t e = p ? __atomic_load_n(p, __ATOMIC_RELAXED) : 0;
+		if (e & PTE_P)
+			continue;
+		snprintf(line, sizeof(line), "dune: the %s at %#llx is not mapped (entry %#llx)\n",
+			 need[i].what, (unsigned long long)need[i].va, (unsigned long long)e);
+		say(line);
 	}
 }
 
@@ -466,7 +522,9 @@ static __attribute__((noreturn)) void run_loop(struct dune_vcpu *v)
 	for (;;) {
 		atomic_store(&v->state, VCPU_IN_GUEST);
 		before_entry(v);
+		uint64_t rip = R(v)->rip, rsp = R(v)->rsp;
 		dune_g.bk->vcpu_run(v->h, &x);
+		v->async_exit = 0;
 		atomic_store(&v->state, VCPU_OUT);
 		v->stats.exits++;
 		switch (x.kind) {
@@ -483,6 +541,7 @@ static __attribute__((noreturn)) void run_loop(struct dune_vcpu *v)
 			}
 			break;
 		case DUNE_EXIT_SIGNAL:
+			v->async_exit = 1;
 			v->stats.exit_signal++;
 			if (dune_trace)
 				dune_warn("dune-trace: vcpu %d interrupted by a signal at rip %#llx "
@@ -495,11 +554,16 @@ static __attribute__((noreturn)) void run_loop(struct dune_vcpu *v)
 		case DUNE_EXIT_HLT:
 			v->stats.exit_other++;
 			break;
+		case DUNE_EXIT_IRQ_WINDOW: /* before_entry places what it held back */
+			v->stats.exit_other++;
+			dune_g.bk->irq_window(v->h, 0);
+			break;
 		case DUNE_EXIT_FAULT:
 			dune_fatal_exit(v, SIGSEGV,
 					"the host memory behind a guest mapping is gone (unmapped "
 					"outside Dune mode, or past the end of a mapped file)");
 		case DUNE_EXIT_SHUTDOWN:
+			explain_shutdown(v, rip, rsp);
 			dune_fatal_exit(v, SIGSEGV, "triple fault (no usable IDT or stack)");
 		case DUNE_EXIT_EMULATION:
 			dune_fatal_exit(v, SIGILL,

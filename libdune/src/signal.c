@@ -23,6 +23,8 @@ static void host_handler(int sig, siginfo_t *si, void *ucv)
 	(void)si;
 	if (v) {
 		atomic_fetch_or(&v->pending_sigs, 1ull << sig);
+		if (dune_g.bk->kick)
+			dune_g.bk->kick(v->h); /* it may be about to enter the guest */
 		return;
 	}
 	dune_intr_cb cb = dune_intr_handler(DUNE_SIGNAL_INTR_BASE + sig);

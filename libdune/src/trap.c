@@ -180,8 +180,16 @@ static int spurious_fault(uintptr_t addr, uint64_t fec)
 		spurious_addr = PGADDR(addr);
 		spurious_count = 1;
 	}
-	dune_flush_tlb_one(addr);
+	if (spurious_count > 1)
+		dune_flush_tlb(); /* a retry after a flush of the page: everything */
+	else
+		dune_flush_tlb_one(addr);
 	return 1;
+}
+
+int dune_fault_is_spurious(uintptr_t addr, uint64_t fec)
+{
+	return spurious_fault(addr, fec);
 }
 
 void dune_trap_dispatch(struct dune_tf *tf, int vec, uint64_t cr2)
@@ -252,6 +260,7 @@ void __dune_upcall(struct dune_upcall_frame *f)
 		const uint64_t a[6] = {f->tf.rdi, f->tf.rsi, f->tf.rdx,
 				       f->tf.r10, f->tf.r8,  f->tf.r9};
 		dune_mirror_after_syscall((long)f->vec, a, (long)f->tf.rax, f->arg0);
+		dune_map_unlock(); /* taken by the host before the syscall */
 		break;
 	}
 	case DUNE_UPC_FLUSH:

@@ -186,6 +186,9 @@ TEST(DuneApi, UserFsBaseIsUsedInRingThree) {
   syscall(SYS_arch_prctl, 0x1003, &kfs_after);
   EXPECT_EQ(kfs_after, kfs);  // Dune ring 0 got its own FS back
   dune_register_syscall_handler(nullptr);
+  free(code);
+  free(stack);
+  free(tls);
 }
 
 std::atomic<int> ipis{0};

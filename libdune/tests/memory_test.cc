@@ -289,6 +289,36 @@ TEST(DuneMemory, ShootdownReachesOtherVcpus) {
   EXPECT_GE(s.shootdowns_sent, 1u);
 }
 
+// Many Dune threads map, touch and unmap memory at once: every munmap is a shootdown
+// round that interrupts the others, and the host reuses freed ranges for the next mmap
+// (of this thread or another) while the page table follows.
+static void *churn_thread(void *arg) {
+  auto *ok = static_cast<std::atomic<int> *>(arg);
+  if (dune_enter()) return nullptr;
+  for (int i = 0; i < 150; i++) {
+    size_t len = (size_t)(1 + i % 7) * 64 * 1024;
+    auto *p = static_cast<unsigned char *>(
+        mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    if (p == MAP_FAILED) return nullptr;
+    for (size_t o = 0; o < len; o += 4096) p[o] = static_cast<unsigned char>(i + o / 4096);
+    for (size_t o = 0; o < len; o += 4096)
+      if (p[o] != static_cast<unsigned char>(i + o / 4096)) return nullptr;
+    if (i % 3 == 0 && mprotect(p, 4096, PROT_READ) != 0) return nullptr;
+    if (munmap(p, len) != 0) return nullptr;
+  }
+  ok->fetch_add(1);
+  return nullptr;
+}
+
+TEST(DuneMemory, ManyThreadsMapAndUnmapAtOnce) {
+  DUNE_ENTER_OR_SKIP();
+  std::atomic<int> ok{0};
+  pthread_t th[6];
+  for (auto &t : th) ASSERT_EQ(pthread_create(&t, nullptr, churn_thread, &ok), 0);
+  for (auto &t : th) ASSERT_EQ(pthread_join(t, nullptr), 0);
+  EXPECT_EQ(ok.load(), 6);
+}
+
 TEST(DuneMemory, CompressedGuestPhysicalLayout) {
   DUNE_FRESH_PROCESS();
   std::string why;

@@ -185,10 +185,14 @@ TEST(DuneSyscall, EightThreadsInDuneMode) {
   }
   EXPECT_EQ(tids.size(), 8u);
   EXPECT_GE(dune_stats_vcpus(), 2);
-  // Exited Dune threads give their vCPUs back: a second round creates none.
+  // Exited Dune threads give their vCPUs back: threads started one after another now
+  // create none.
   int made = dune_stats_vcpus();
-  for (int i = 0; i < 4; i++) ASSERT_EQ(pthread_create(&th[i], nullptr, dune_thread, &res[i]), 0);
-  for (int i = 0; i < 4; i++) ASSERT_EQ(pthread_join(th[i], nullptr), 0);
+  for (int i = 0; i < 4; i++) {
+    ASSERT_EQ(pthread_create(&th[i], nullptr, dune_thread, &res[i]), 0);
+    ASSERT_EQ(pthread_join(th[i], nullptr), 0);
+    EXPECT_GE(res[i].vcpu, 1);
+  }
   EXPECT_EQ(dune_stats_vcpus(), made);
 }
 
@@ -237,6 +241,36 @@ TEST(DuneSyscall, SignalInterruptsBlockingCall) {
   EXPECT_EQ(errno, EINTR);
   EXPECT_EQ(sig_count.load(), 1);
   pthread_join(killer, nullptr);
+}
+
+// Signals that arrive while the vCPU runs libdune's CPL-0 stubs (the service calls behind
+// dune_flush_tlb_one at CPL 3, say) wait until the stub has returned; none is lost.
+TEST(DuneSyscall, SignalsDuringServiceCallsAreDelivered) {
+  DUNE_ENTER_OR_SKIP();
+  sig_count = 0;
+  ASSERT_EQ(dune_register_signal_handler(SIGUSR1, on_usr1), 0);
+  static std::atomic<int> stop{0};
+  stop = 0;
+  pthread_t killer;
+  pid_t me = static_cast<pid_t>(syscall(SYS_gettid));
+  ASSERT_EQ(pthread_create(
+                &killer, nullptr,
+                [](void *arg) -> void * {
+                  for (int i = 0; i < 100; i++) {
+                    int before = sig_count.load();
+                    syscall(SYS_tgkill, getpid(), *static_cast<pid_t *>(arg), SIGUSR1);
+                    while (sig_count.load() == before) usleep(100);
+                  }
+                  stop = 1;
+                  return nullptr;
+                },
+                &me),
+            0);
+  static char page[4096] __attribute__((aligned(4096)));
+  while (!stop.load()) dune_flush_tlb_one(reinterpret_cast<uintptr_t>(page));
+  pthread_join(killer, nullptr);
+  EXPECT_EQ(sig_count.load(), 100);
+  dune_register_signal_handler(SIGUSR1, nullptr);
 }
 
 TEST(DuneSyscall, UnregisteredSignalKeepsItsUsualEffect) {
