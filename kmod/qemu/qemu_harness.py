@@ -335,6 +335,20 @@ def command_output(lines, index):
     return out
 
 
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+GTEST_RESULT = re.compile(r"^\[\s*(OK|FAILED|SKIPPED)\s*\] ([^\s,]+),?(?: where .*)? \(\d+ ms\)$")
+
+
+def gtest_summary(lines, index):
+    """GoogleTest cases a command ran, by outcome (empty when it ran none)."""
+    cases = {"OK": [], "FAILED": [], "SKIPPED": []}
+    for j in command_output(lines, index):
+        m = GTEST_RESULT.match(ANSI.sub("", lines[j]).strip())
+        if m:
+            cases[m.group(1)].append(m.group(2))
+    return cases if any(cases.values()) else {}
+
+
 def report(v, console, commands, title):
     lines = console.splitlines()
     boot = f"{v.boot_s:.1f} s" if v.boot_s is not None else "never"
@@ -344,6 +358,13 @@ def report(v, console, commands, title):
         state = "running at the end" if i == v.running else (
             "not run" if rc is None else f"rc={rc}")
         print(f"  [{i}] {state:>18}  {c}")
+        cases = gtest_summary(lines, i)
+        if cases:
+            print(f"      gtest: {len(cases['OK'])} passed, {len(cases['SKIPPED'])} skipped, "
+                  f"{len(cases['FAILED'])} failed")
+            for outcome in ("SKIPPED", "FAILED"):
+                for name in cases[outcome]:
+                    print(f"        {outcome.lower()}: {name}")
     if v.ok:
         return
     print("FAILED:")

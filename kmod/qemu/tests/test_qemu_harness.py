@@ -102,6 +102,19 @@ class CommandLine(unittest.TestCase):
                                "--modules", str(CLEAN_MODULES), "--commands",
                                str(CLEAN_COMMANDS), *extra], capture_output=True, text=True)
 
+    def test_gtest_cases_are_counted_per_command(self):
+        esc = "\x1b[0;32m"
+        console = "\n".join([
+            "DUNEQEMU BEGIN 1",
+            f"{esc}[ RUN      ] \x1b[mA.one", f"{esc}[       OK ] \x1b[mA.one (3 ms)",
+            "[  SKIPPED ] A.two (0 ms)", "[  FAILED  ] P/B.three/0, where GetParam() = 1 (12 ms)",
+            "[  FAILED  ] 1 test, listed below:",  # gtest's footer: not a case
+            "DUNEQEMU END 1 rc=1", "DUNEQEMU BEGIN 2", "plain output", "DUNEQEMU END 2 rc=0"])
+        lines = console.splitlines()
+        self.assertEqual(h.gtest_summary(lines, 1),
+                         {"OK": ["A.one"], "SKIPPED": ["A.two"], "FAILED": ["P/B.three/0"]})
+        self.assertEqual(h.gtest_summary(lines, 2), {})
+
     def test_check_log_exit_status(self):
         ok = self.run_check(os.path.join(LOGS, "clean.console"), os.path.join(LOGS, "clean.markers"))
         self.assertEqual(ok.returncode, 0, ok.stdout)
