@@ -246,7 +246,9 @@ static int init_cb(const struct vma *m, void *a)
 		return 0; /* [vsyscall] and PROT_NONE */
 	if (len > eager_max() && !m->stack)
 		return 0; /* on first touch */
-	if ((r = dune_layout_back(m->start, len)) < 0)
+	if ((r = dune_layout_back(m->start, len)) == -EFAULT)
+		return 0; /* outside what /dev/dune's fixed layout reaches (the vDSO, say) */
+	if (r < 0)
 		return r;
 	if ((r = dune_vm_map_host(pgroot, m->start, len, flags)) < 0) {
 		dune_warn("dune: mapping %#lx-%#lx into the page table failed: %s", m->start,
