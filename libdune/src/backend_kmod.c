@@ -477,9 +477,10 @@ void __dune_kmod_upcall(struct dune_upcall_frame *f)
 
 void __dune_kmod_stack_overflow(struct dune_upcall_frame *f)
 {
-	(void)f;
-	dune_warn("dune: vCPU %d: handler stack overflow (handlers nest too deep)",
-		  dune_self ? dune_self->index : -1);
+	dune_warn("dune: vCPU %d: handler stack overflow (handlers nest too deep); the last "
+		  "trap: vector %llu at rip %#llx, cr2 %#llx", dune_self ? dune_self->index : -1,
+		  (unsigned long long)f->vec, (unsigned long long)f->tf.rip,
+		  (unsigned long long)f->cr2);
 	dune_die_signal(SIGSEGV);
 }
 

@@ -207,8 +207,12 @@ static int grow_stack(const struct find *f)
 	if (want < lowest)
 		return 0;
 	uintptr_t extra = want > lowest + 256 * 1024 ? want - 256 * 1024 : lowest;
-	for (uintptr_t a = f->above.start - PGSIZE; a >= extra && a >= PGSIZE; a -= PGSIZE)
-		(void)*(volatile char *)a; /* the host kernel expands the stack */
+	for (uintptr_t a = f->above.start - PGSIZE; a >= extra && a >= PGSIZE; a -= PGSIZE) {
+		if (__dune_kernel_loop && dune_self) /* Dune ring 0: the page table lacks it */
+			syscall(SYS_getcpu, (unsigned *)a, NULL, NULL); /* the kernel writes it */
+		else
+			(void)*(volatile char *)a; /* the host kernel expands the stack */
+	}
 	return 1;
 }
 
