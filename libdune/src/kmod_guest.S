@@ -25,6 +25,24 @@
 	.section .note.GNU-stack, "", @progbits
 	.text
 
+.macro PUSH_CALLEE_SAVED
+	pushq	%rbx
+	pushq	%rbp
+	pushq	%r12
+	pushq	%r13
+	pushq	%r14
+	pushq	%r15
+.endm
+
+.macro POP_CALLEE_SAVED
+	popq	%r15
+	popq	%r14
+	popq	%r13
+	popq	%r12
+	popq	%rbp
+	popq	%rbx
+.endm
+
 /* ---- entering and leaving ------------------------------------------------------- */
 
 /* int __dune_kmod_enter(int fd, struct dune_config *conf): -errno, or 0 in Dune mode.
@@ -36,12 +54,7 @@
 	.type __dune_kmod_enter, @function
 __dune_kmod_enter:
 	pushfq
-	pushq	%rbx
-	pushq	%rbp
-	pushq	%r12
-	pushq	%r13
-	pushq	%r14
-	pushq	%r15
+	PUSH_CALLEE_SAVED
 	movq	%rsp, DUNE_CFG_RSP(%rsi)
 	movq	%rdi, %r12
 	movq	%rsi, %r13
@@ -51,12 +64,7 @@ __dune_kmod_enter:
 	syscall
 	testq	%rax, %rax
 	jz	__dune_kmod_after
-	popq	%r15
-	popq	%r14
-	popq	%r13
-	popq	%r12
-	popq	%rbp
-	popq	%rbx
+	POP_CALLEE_SAVED
 	popfq
 	ret
 	.size __dune_kmod_enter, . - __dune_kmod_enter
@@ -98,12 +106,7 @@ __dune_kmod_reenter:
 __dune_kmod_guest_start:
 	call	__dune_kmod_guest_boot
 	xorl	%eax, %eax
-	popq	%r15
-	popq	%r14
-	popq	%r13
-	popq	%r12
-	popq	%rbp
-	popq	%rbx
+	POP_CALLEE_SAVED
 	popfq
 	ret
 	.size __dune_kmod_guest_start, . - __dune_kmod_guest_start
@@ -117,12 +120,7 @@ __dune_kmod_guest_start:
 	.hidden __dune_kmod_clone
 	.type __dune_kmod_clone, @function
 __dune_kmod_clone:
-	pushq	%rbx
-	pushq	%rbp
-	pushq	%r12
-	pushq	%r13
-	pushq	%r14
-	pushq	%r15
+	PUSH_CALLEE_SAVED
 	movq	%rdi, %r12
 	movq	0(%r12), %rax
 	movq	32(%r12), %rsi
@@ -134,12 +132,7 @@ __dune_kmod_clone:
 	vmmcall
 	testq	%rax, %rax
 	jz	1f
-	popq	%r15
-	popq	%r14
-	popq	%r13
-	popq	%r12
-	popq	%rbp
-	popq	%rbx
+	POP_CALLEE_SAVED
 	ret
 1:	movq	%rsp, %rsi
 	andq	$-16, %rsp
@@ -156,12 +149,7 @@ __dune_kmod_clone:
 	.hidden __dune_kmod_clone_thread
 	.type __dune_kmod_clone_thread, @function
 __dune_kmod_clone_thread:
-	pushq	%rbx
-	pushq	%rbp
-	pushq	%r12
-	pushq	%r13
-	pushq	%r14
-	pushq	%r15
+	PUSH_CALLEE_SAVED
 	movq	0(%rdi), %rax
 	movq	8(%rdi), %rbx
 	movq	128(%rdi), %rcx
@@ -181,12 +169,7 @@ __dune_kmod_clone_thread:
 	testq	%rax, %rax
 	jnz	1f
 	jmp	*%rcx			/* the child: the caller's registers, the stack it got */
-1:	popq	%r15
-	popq	%r14
-	popq	%r13
-	popq	%r12
-	popq	%rbp
-	popq	%rbx
+1:	POP_CALLEE_SAVED
 	ret
 	.size __dune_kmod_clone_thread, . - __dune_kmod_clone_thread
 
