@@ -77,6 +77,10 @@ extern _Atomic int dune_nvcpus HIDDEN;
 #define DUNE_USER_TOP 0x7ffffffff000ull /* TASK_SIZE of 4-level x86-64 Linux */
 
 int dune_layout_init(int phys_bits) HIDDEN;
+/* The original Dune layout (/dev/dune, struct dune_layout): identity below
+ * phys_limit - 64 GiB, then 63 GiB for [base_map, ...) and 1 GiB for [base_stack, ...);
+ * nothing else is reachable. */
+int dune_layout_init_fixed(uint64_t phys_limit, uint64_t base_map, uint64_t base_stack) HIDDEN;
 /* Makes [va, va+len) guest-physically backed (creating memslots). Host context only. */
 int dune_layout_back(uintptr_t va, size_t len) HIDDEN;
 /* The same from anywhere: calls the host when running in the guest. */
@@ -137,11 +141,25 @@ void dune_map_lock(void) HIDDEN;
 void dune_map_unlock(void) HIDDEN;
 void dune_map_lock_reset(void) HIDDEN; /* in a forked child */
 
+/* ---- backend_kmod.c: /dev/dune (the module runs the vCPU; Dune ring 0 does the rest) */
+
+/* The signal that carries emulated IPIs under /dev/dune (no x2APIC there). */
+#define DUNE_KMOD_IPI_SIGNAL 55
+extern int __dune_kernel_loop HIDDEN; /* the backend runs vCPUs in the kernel */
+extern uint64_t dune_signal_mask HIDDEN; /* bit signo - 1: registered with libdune */
+int dune_kmod_enter(struct dune_vcpu *v) HIDDEN;
+int dune_kmod_set_signals(uint64_t mask) HIDDEN;
+int dune_kmod_send_ipi(uint32_t apic_id, uint8_t vector) HIDDEN;
+long dune_kmod_hcall(long nr, uint64_t a0, uint64_t a1, uint64_t a2) HIDDEN;
+
 /* ---- entry.c / run.c ------------------------------------------------------------- */
 
 void dune_vcpu_boot(struct dune_vcpu *v) HIDDEN __attribute__((noreturn));
 void dune_after_fork_child(void) HIDDEN;
 long dune_host_syscall(struct dune_vcpu *v, struct dune_regs *r) HIDDEN;
+/* For a mapping call `nr` about to be made: what its page-table update needs to know
+ * besides the result (the old break for brk, the segment size for shmat and shmdt). */
+uint64_t dune_mapping_aux(long nr, const uint64_t a[6]) HIDDEN;
 /* Arranges for the guest to run upcall `kind` (DUNE_UPC_*) in Dune ring 0 before it
  * resumes its current context (run.c). */
 int dune_upcall(struct dune_vcpu *v, int kind, uint64_t vec, uint64_t arg0) HIDDEN;
@@ -167,6 +185,9 @@ static inline void dune_spin_unlock(atomic_flag *f)
 static inline long dune_hcall(long nr, uint64_t a0, uint64_t a1, uint64_t a2)
 {
 	long ret;
+
+	if (__dune_kernel_loop) /* /dev/dune: Dune ring 0 does it itself */
+		return dune_kmod_hcall(nr, a0, a1, a2);
 	__asm__ volatile("outb %%al, %[port]"
 			 : "=a"(ret)
 			 : "a"(nr), "D"(a0), "S"(a1), "d"(a2), [port] "i"(DUNE_PORT_HCALL)

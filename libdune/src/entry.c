@@ -18,8 +18,10 @@ _Atomic int dune_nvcpus;
 DUNE_TLS struct dune_vcpu *dune_self;
 ptent_t *pgroot;
 int __dune_cpl0;
+int __dune_kernel_loop;
 
 extern char __dune_idt_stubs[] HIDDEN;
+extern char __dune_kmod_idt_stubs[] HIDDEN;
 extern char __dune_syscall_entry[] HIDDEN;
 int __dune_enter_trampoline(struct dune_regs *save, void *stack_top, struct dune_vcpu *v) HIDDEN;
 
@@ -36,7 +38,9 @@ static int select_backend(void)
 	const char *want = getenv("DUNE_BACKEND");
 
 	if (!want || !*want || !strcmp(want, "auto")) {
-		if (access("/dev/kvm", F_OK) == 0 || access("/dev/dune", F_OK) != 0) {
+		/* The module is the fast path (system calls stay in the kernel): prefer it
+		 * wherever this process may use it. */
+		if (access("/dev/dune", R_OK | W_OK) != 0) {
 			dune_g.bk = &dune_kvm_backend;
 			dune_g.kind = DUNE_BACKEND_KVM;
 		} else {
@@ -123,8 +127,10 @@ static int setup_idt(void)
 
 	if (idt == MAP_FAILED)
 		return -errno;
+	const char *stubs = __dune_kernel_loop ? __dune_kmod_idt_stubs : __dune_idt_stubs;
+
 	for (int i = 0; i < IDT_ENTRIES; i++) {
-		uint64_t a = (uint64_t)(uintptr_t)(__dune_idt_stubs + 16 * i);
+		uint64_t a = (uint64_t)(uintptr_t)(stubs + 16 * i);
 		int dpl = (i == T_BRKPT || i == T_OFLOW) ? 3 : 0; /* int3/into from ring 3 */
 		int ist = i == T_DBLFLT ? 2 : (i == T_NMI || i == T_MCHK) ? 3 : 1;
 
@@ -171,6 +177,9 @@ int dune_init(bool map_full)
 		dune_g.cpl = atoi(cpl);
 	if (dune_g.virt == DUNE_VIRT_PVM)
 		dune_g.info.big_1g_pages = 0; /* KVM-PVM does not translate 1 GiB guest pages */
+	__dune_kernel_loop = dune_g.bk->kernel_loop;
+	if (__dune_kernel_loop)
+		dune_g.cpl = 0; /* /dev/dune: real CPL 0 under SVM */
 	__dune_cpl0 = dune_g.cpl == 0;
 	dune_g.eager_max_mb = env_int("DUNE_EAGER_MAX_MB", 256);
 	setup_fpu_policy();
@@ -437,8 +446,8 @@ int dune_enter(void)
 	if ((r = vcpu_get(&v)) < 0)
 		return r;
 	v->hstack_size = HOST_STACK_SIZE;
-	v->hstack = map_anon(v->hstack_size, 1);
-	if (!v->hstack) {
+	v->hstack = __dune_kernel_loop ? NULL : map_anon(v->hstack_size, 1);
+	if (!v->hstack && !__dune_kernel_loop) {
 		dune_vcpu_release(v);
 		return -ENOMEM;
 	}
@@ -451,7 +460,8 @@ int dune_enter(void)
 	if ((r = dune_mirror_range_host(PGADDR(sp), DUNE_USER_TOP)) < 0 ||
 	    (r = dune_mirror_range_host(PGADDR(v->kfs_base), DUNE_USER_TOP)) < 0) {
 		dune_warn("dune: cannot map this thread's stack or TLS: %s", strerror(-r));
-		munmap(v->hstack - PGSIZE, v->hstack_size + PGSIZE);
+		if (v->hstack)
+			munmap(v->hstack - PGSIZE, v->hstack_size + PGSIZE);
 		dune_vcpu_release(v);
 		return r;
 	}
@@ -460,6 +470,12 @@ int dune_enter(void)
 	v->kctx = NULL;
 	atomic_store(&v->pending_sigs, 0);
 	v->sigs_in_handler = 0;
+	if (__dune_kernel_loop) { /* /dev/dune: DUNE_ENTER runs the thread */
+		atomic_store(&v->state, VCPU_OUT);
+		if ((r = dune_kmod_enter(v)) < 0)
+			dune_vcpu_release(v);
+		return r;
+	}
 
 	/* The guest continues with this thread's FPU/AVX state and thread pointers. */
 	memset(v->xsave_buf, 0, dune_g.info.xsave_size);

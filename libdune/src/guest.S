@@ -180,9 +180,15 @@ dune_jump_to_user:
 	pushfq
 	popq	144(%rsp)                /* rflags */
 	movq	%rsp, %rsi
-	movl	$DUNE_HC_JUMP_USER, %eax
+	cmpl	$0, __dune_kernel_loop(%rip)
+	je	2f
+	subq	$8, %rsp                 /* /dev/dune: Dune ring 0 enters ring 3 itself */
+	call	dune_kmod_jump_to_user
+	addq	$8, %rsp
+	jmp	3f
+2:	movl	$DUNE_HC_JUMP_USER, %eax
 	outb	%al, $DUNE_PORT_HCALL
-	/* Only an error (no user context started) returns here, in rax. */
+3:	/* Only an error (no user context started) returns here, in rax. */
 	addq	$(168 + 24), %rsp
 	ret
 1:	/* resumed by dune_ret_from_user: rsp is the saved one, rax the value */
@@ -202,6 +208,8 @@ dune_jump_to_user:
 	.type dune_ret_from_user, @function
 dune_ret_from_user:
 	movslq	%edi, %rdi
+	cmpl	$0, __dune_kernel_loop(%rip)
+	jne	dune_kmod_ret_from_user
 	movl	$DUNE_HC_RET_USER, %eax
 	outb	%al, $DUNE_PORT_HCALL
 	ud2

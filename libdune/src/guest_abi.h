@@ -45,6 +45,49 @@
 #define DUNE_UF_SIZE 320
 #define DUNE_UF_MAGIC_VALUE 0x64756e6575706331 /* "dunecup1" */
 
+/* Offsets of struct dune_percpu and struct dune_upcall_frame, for the assembly. */
+#define PC_SELF 0
+#define PC_IN_USER 40
+#define PC_KFS 48
+#define PC_TSTACK_LO 56
+#define PC_TSTACK_HI 64
+#define PC_XSAVE_SIZE 72
+#define PC_XSAVE_MASK 80
+#define PC_SCRATCH 88
+#define PC_SYSCALLS 128
+#define UF_RDI 0
+#define UF_RSI 8
+#define UF_RDX 16
+#define UF_RCX 24
+#define UF_R8 32
+#define UF_R9 40
+#define UF_R10 48
+#define UF_R11 56
+#define UF_RBX 64
+#define UF_RBP 72
+#define UF_R12 80
+#define UF_R13 88
+#define UF_R14 96
+#define UF_R15 104
+#define UF_RAX 112
+#define UF_ERR 120
+#define UF_RIP 128
+#define UF_CS 136
+#define UF_RFLAGS 144
+#define UF_RSP 152
+#define UF_SS 160
+#define UF_KIND 168
+#define UF_VEC 176
+#define UF_ARG0 184
+#define UF_ARG1 192
+#define UF_CR2 200
+#define UF_IN_USER 208
+#define UF_FS 216
+#define UF_XSAVE 224
+#define UF_MAGIC 232
+#define UF_SYSRET 240
+#define UF_PC 248 /* kmod: the vCPU's struct dune_percpu */
+
 #ifndef __ASSEMBLER__
 #include <stdint.h>
 #include "dune.h"
@@ -84,13 +127,21 @@ struct dune_tss {
 
 #define DUNE_IST_SIZE 8192
 
+
 struct dune_percpu {
 	uint64_t self;
 	uint64_t vcpu;
 	uint64_t apic_id;
 	uint64_t ufs_base;      /* FS base of Dune ring-3 code */
 	_Atomic uint64_t tlb_ack; /* last shootdown generation this vCPU processed */
-	uint64_t pad0[11];
+	/* Read by the kmod backend's in-guest trap and syscall paths (kmod_guest.S). */
+	uint64_t in_user;       /* Dune ring 3 is running */
+	uint64_t kfs_base;      /* FS base of Dune ring-0 code */
+	uint64_t tstack_lo, tstack_hi; /* the handler stack */
+	uint64_t xsave_size, xsave_mask; /* FPU/AVX save area size; XSAVE mask (0: FXSAVE) */
+	uint64_t scratch;       /* ring 3's stack pointer while its syscall is taken */
+	_Atomic uint64_t ipi[4]; /* pending emulated IPI vectors (kmod: no x2APIC) */
+	uint64_t syscalls;      /* system calls of Dune ring 0 (kmod: the module's count) */
 	uint64_t gdt[16] __attribute__((aligned(16)));
 	struct dune_tss tss __attribute__((aligned(16)));
 	uint8_t iobm[8192 + 1]; /* I/O permission bitmap + terminator, right after the TSS */
@@ -98,6 +149,15 @@ struct dune_percpu {
 	uint8_t ist2[4096] __attribute__((aligned(4096)));
 	uint8_t ist3[4096] __attribute__((aligned(4096)));
 };
+
+#include <stddef.h>
+_Static_assert(offsetof(struct dune_percpu, in_user) == PC_IN_USER, "PC_IN_USER");
+_Static_assert(offsetof(struct dune_percpu, scratch) == PC_SCRATCH, "PC_SCRATCH");
+_Static_assert(offsetof(struct dune_percpu, syscalls) == PC_SYSCALLS, "PC_SYSCALLS");
+_Static_assert(offsetof(struct dune_upcall_frame, tf.rip) == UF_RIP, "UF_RIP");
+_Static_assert(offsetof(struct dune_upcall_frame, tf.ss) == UF_SS, "UF_SS");
+_Static_assert(offsetof(struct dune_upcall_frame, sysret) == UF_SYSRET, "UF_SYSRET");
+_Static_assert(offsetof(struct dune_upcall_frame, pad) == UF_PC, "UF_PC");
 #endif
 
 #endif /* DUNE_GUEST_ABI_H */

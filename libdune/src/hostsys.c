@@ -178,6 +178,23 @@ static int changes_mappings(long nr)
 	return 0;
 }
 
+uint64_t dune_mapping_aux(long nr, const uint64_t a[6])
+{
+	if (nr == SYS_brk)
+		return (uint64_t)raw6(SYS_brk, 0, 0, 0, 0, 0, 0);
+	if (nr == SYS_shmat) {
+		struct shmid_ds ds;
+		if (raw6(SYS_shmctl, a[0], IPC_STAT, (uint64_t)(uintptr_t)&ds, 0, 0, 0) == 0)
+			return ds.shm_segsz;
+	} else if (nr == SYS_shmdt) {
+		uintptr_t s, e;
+		int prot;
+		if (dune_host_vma(a[0], &s, &e, &prot) == 0)
+			return e - s;
+	}
+	return 0;
+}
+
 /* Forwards the system call in the guest registers `g`, leaving the result in rax and the
  * guest ready to continue after its syscall instruction. */
 long dune_host_syscall(struct dune_vcpu *v, struct dune_regs *g)
@@ -207,17 +224,9 @@ long dune_host_syscall(struct dune_vcpu *v, struct dune_regs *g)
 	default:
 		if (changes_mappings(nr))
 			dune_map_lock(); /* released by the mirror upcall, or below */
-		if (nr == SYS_brk)
-			aux = (uint64_t)raw6(SYS_brk, 0, 0, 0, 0, 0, 0);
-		else if (nr == SYS_shmat) {
-			struct shmid_ds ds;
-			if (raw6(SYS_shmctl, g->rdi, IPC_STAT, (uint64_t)(uintptr_t)&ds, 0, 0, 0) == 0)
-				aux = ds.shm_segsz;
-		} else if (nr == SYS_shmdt) {
-			uintptr_t s, e;
-			int prot;
-			if (dune_host_vma(g->rdi, &s, &e, &prot) == 0)
-				aux = e - s;
+		if (changes_mappings(nr)) {
+			const uint64_t a[6] = {g->rdi, g->rsi, g->rdx, g->r10, g->r8, g->r9};
+			aux = dune_mapping_aux(nr, a);
 		}
 		ret = raw6(nr, g->rdi, g->rsi, g->rdx, g->r10, g->r8, g->r9);
 		break;

@@ -31,6 +31,51 @@ static uint64_t gpa_next, gpa_windows;
 static int nslots;
 static atomic_flag lock = ATOMIC_FLAG_INIT;
 
+/* The fixed layout of /dev/dune (dune_layout_init_fixed): three regions, no memslots. */
+static struct {
+	int on;
+	uint64_t ident_end;        /* guest-physical = virtual below this */
+	uint64_t map_va, map_pa;   /* the mmap region's window */
+	uint64_t stack_va, stack_pa;
+} fixed;
+#define FIXED_MAP_SIZE ((1ull << 36) - (1ull << 30))
+#define FIXED_STACK_SIZE (1ull << 30)
+
+int dune_layout_init_fixed(uint64_t phys_limit, uint64_t base_map, uint64_t base_stack)
+{
+	if (phys_limit < (1ull << 37)) {
+		dune_warn("dune: /dev/dune reports a %#llx-byte guest-physical space: too small",
+			  (unsigned long long)phys_limit);
+		return -EINVAL;
+	}
+	dune_layout_identity = 0;
+	fixed.on = 1;
+	fixed.ident_end = phys_limit - FIXED_MAP_SIZE - FIXED_STACK_SIZE;
+	fixed.map_va = base_map;
+	fixed.map_pa = fixed.ident_end;
+	fixed.stack_va = base_stack;
+	fixed.stack_pa = phys_limit - FIXED_STACK_SIZE;
+	return 0;
+}
+
+/* Guest-physical address of va in the fixed layout, or NO_GPA when unreachable. */
+static uint64_t fixed_va_to_pa(uintptr_t va)
+{
+	if (va < fixed.ident_end)
+		return va;
+	if (va - fixed.map_va < FIXED_MAP_SIZE)
+		return fixed.map_pa + (va - fixed.map_va);
+	if (va - fixed.stack_va < FIXED_STACK_SIZE)
+		return fixed.stack_pa + (va - fixed.stack_va);
+	return NO_GPA;
+}
+
+static int fixed_reachable(uintptr_t va, size_t len)
+{
+	uint64_t pa = fixed_va_to_pa(va);
+	return pa != NO_GPA && fixed_va_to_pa(va + len - 1) == pa + len - 1;
+}
+
 static void lk(void)
 {
 	dune_spin_lock(&lock);
@@ -46,6 +91,8 @@ int dune_layout_init(int phys_bits)
 	const char *force = getenv("DUNE_LAYOUT");
 	size_t n = NWIN;
 
+	if (fixed.on)
+		return 0; /* the backend set the fixed layout up */
 	dune_layout_identity = phys_bits >= 48;
 	if (force && !strcmp(force, "compressed"))
 		dune_layout_identity = 0;
@@ -121,6 +168,8 @@ static int back_window(uint64_t w)
 /* Hands each of this file's tables to fn (the fault path reads them: always mapped). */
 int dune_layout_tables(int (*fn)(const void *p, size_t len))
 {
+	if (fixed.on)
+		return 0;
 	int r = fn(win_gpa, NWIN * 8);
 	if (r >= 0)
 		r = fn(win_slot, NWIN * 4);
@@ -137,6 +186,8 @@ int dune_layout_back(uintptr_t va, size_t len)
 		return 0;
 	if (va >= DUNE_USER_TOP || va + len > DUNE_USER_TOP || va + len < va)
 		return -EINVAL;
+	if (fixed.on)
+		return fixed_reachable(va, len) ? 0 : -EFAULT;
 	uint64_t w0 = va >> DUNE_WINDOW_SHIFT, w1 = (va + len - 1) >> DUNE_WINDOW_SHIFT;
 	lk();
 	for (uint64_t w = w0; w <= w1 && r == 0; w++)
@@ -149,6 +200,8 @@ int dune_layout_is_backed(uintptr_t va)
 {
 	if (va >= DUNE_USER_TOP)
 		return 0;
+	if (fixed.on)
+		return fixed_va_to_pa(va) != NO_GPA;
 	return __atomic_load_n(&win_gpa[va >> DUNE_WINDOW_SHIFT], __ATOMIC_ACQUIRE) != NO_GPA;
 }
 
@@ -156,6 +209,8 @@ int dune_layout_ensure(uintptr_t va, size_t len)
 {
 	if (len == 0)
 		return 0;
+	if (fixed.on)
+		return fixed_reachable(va, len) ? 0 : -EFAULT;
 	uint64_t w0 = va >> DUNE_WINDOW_SHIFT, w1 = (va + len - 1) >> DUNE_WINDOW_SHIFT;
 	int missing = 0;
 	for (uint64_t w = w0; w <= w1 && w < NWIN; w++)
@@ -171,6 +226,8 @@ int dune_layout_replay(void)
 {
 	int r;
 
+	if (fixed.on)
+		return 0;
 	for (uint64_t w = 0; w < NWIN; w++) {
 		if (win_gpa[w] == NO_GPA)
 			continue;
@@ -188,6 +245,10 @@ physaddr_t __dune_va_to_pa_slow(const void *p)
 
 	if (va >= DUNE_USER_TOP)
 		return (physaddr_t)va;
+	if (fixed.on) {
+		uint64_t pa = fixed_va_to_pa(va);
+		return pa == NO_GPA ? (physaddr_t)-1 : pa;
+	}
 	uint64_t w = va >> DUNE_WINDOW_SHIFT;
 	if (win_gpa[w] == NO_GPA && dune_layout_ensure(va, 1) < 0)
 		return (physaddr_t)-1;
@@ -203,6 +264,15 @@ uintptr_t dune_layout_pa_to_va(physaddr_t pa)
 {
 	if (dune_layout_identity)
 		return pa < DUNE_USER_TOP ? (uintptr_t)pa : 0;
+	if (fixed.on) {
+		if (pa < fixed.ident_end)
+			return (uintptr_t)pa;
+		if (pa - fixed.map_pa < FIXED_MAP_SIZE)
+			return (uintptr_t)(fixed.map_va + (pa - fixed.map_pa));
+		if (pa - fixed.stack_pa < FIXED_STACK_SIZE)
+			return (uintptr_t)(fixed.stack_va + (pa - fixed.stack_pa));
+		return 0;
+	}
 	uint64_t g = pa >> DUNE_WINDOW_SHIFT;
 	if (g >= gpa_windows || gpa_win[g] == NO_GPA)
 		return 0;

@@ -207,8 +207,12 @@ static int grow_stack(const struct find *f)
 	if (want < lowest)
 		return 0;
 	uintptr_t extra = want > lowest + 256 * 1024 ? want - 256 * 1024 : lowest;
-	for (uintptr_t a = f->above.start - PGSIZE; a >= extra && a >= PGSIZE; a -= PGSIZE)
-		(void)*(volatile char *)a; /* the host kernel expands the stack */
+	for (uintptr_t a = f->above.start - PGSIZE; a >= extra && a >= PGSIZE; a -= PGSIZE) {
+		if (__dune_kernel_loop && dune_self) /* Dune ring 0: the page table lacks it */
+			syscall(SYS_getcpu, (unsigned *)a, NULL, NULL); /* the kernel writes it */
+		else
+			(void)*(volatile char *)a; /* the host kernel expands the stack */
+	}
 	return 1;
 }
 
@@ -246,7 +250,9 @@ static int init_cb(const struct vma *m, void *a)
 		return 0; /* [vsyscall] and PROT_NONE */
 	if (len > eager_max() && !m->stack)
 		return 0; /* on first touch */
-	if ((r = dune_layout_back(m->start, len)) < 0)
+	if ((r = dune_layout_back(m->start, len)) == -EFAULT)
+		return 0; /* outside what /dev/dune's fixed layout reaches (the vDSO, say) */
+	if (r < 0)
 		return r;
 	if ((r = dune_vm_map_host(pgroot, m->start, len, flags)) < 0) {
 		dune_warn("dune: mapping %#lx-%#lx into the page table failed: %s", m->start,

@@ -16,10 +16,15 @@
 
 #include "dune_internal.h"
 
+uint64_t dune_signal_mask;
+
 static void host_handler(int sig, siginfo_t *si, void *ucv)
 {
-	struct dune_vcpu *v = dune_self;
+	struct dune_vcpu *v = __dune_kernel_loop ? NULL : dune_self;
 
+	/* Under /dev/dune the module injects registered signals itself; this handler runs
+	 * only when one finds the thread outside Dune mode (or between two DUNE_ENTERs):
+	 * then the callback runs here, in normal mode, as for any normal-mode thread. */
 	(void)si;
 	if (v) {
 		atomic_fetch_or(&v->pending_sigs, 1ull << sig);
@@ -78,5 +83,11 @@ int dune_register_signal_handler(int signum, dune_intr_cb cb)
 	}
 	if (sigaction(signum, &sa, NULL) < 0)
 		return -errno;
+	if (cb)
+		dune_signal_mask |= 1ull << (signum - 1);
+	else
+		dune_signal_mask &= ~(1ull << (signum - 1));
+	if (__dune_kernel_loop) /* /dev/dune injects the process's registered signals */
+		return dune_kmod_set_signals(dune_signal_mask);
 	return 0;
 }

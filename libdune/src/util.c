@@ -154,11 +154,17 @@ static void wrmsr(uint32_t msr, uint64_t v)
 
 void dune_apic_send_ipi(uint8_t vector, uint32_t dest_apic_id)
 {
+	if (__dune_kernel_loop) { /* /dev/dune has no x2APIC: a signal carries it */
+		dune_kmod_send_ipi(dest_apic_id, vector);
+		return;
+	}
 	/* Fixed delivery, physical destination. */
 	wrmsr(MSR_X2APIC_ICR, ((uint64_t)dest_apic_id << 32) | vector);
 }
 
 void dune_apic_eoi(void)
 {
+	if (__dune_kernel_loop)
+		return; /* nothing to acknowledge */
 	wrmsr(MSR_X2APIC_EOI, 0);
 }

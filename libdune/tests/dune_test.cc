@@ -7,10 +7,18 @@
 
 #include <cstring>
 
+const char *dune_test_device() {
+  const char *b = getenv("DUNE_BACKEND");
+  if (b && !strcmp(b, "kmod")) return "/dev/dune";
+  if (b && !strcmp(b, "kvm")) return "/dev/kvm";
+  return access("/dev/dune", R_OK | W_OK) == 0 ? "/dev/dune" : "/dev/kvm";
+}
+
 bool dune_test_kvm_usable(std::string *why) {
-  int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+  int fd = open(dune_test_device(), O_RDWR | O_CLOEXEC);
   if (fd < 0) {
-    *why = std::string("no usable /dev/kvm on this machine: ") + strerror(errno);
+    *why = std::string("no usable ") + dune_test_device() + " on this machine: " +
+           strerror(errno);
     return false;
   }
   close(fd);

@@ -7,7 +7,10 @@
 #include <functional>
 #include <string>
 
-// True when /dev/kvm can be opened here; otherwise `why` says why not.
+// The device the selected backend (DUNE_BACKEND, as dune_init() chooses) uses:
+// "/dev/dune" for kmod, else "/dev/kvm".
+const char *dune_test_device();
+// True when that device can be opened here; otherwise `why` says why not.
 bool dune_test_kvm_usable(std::string *why);
 
 // Enters Dune mode, or skips the test when this machine has no usable /dev/kvm. A usable
