@@ -60,15 +60,10 @@ static int cpu_has_hw_virt(void)
 	return 0;
 }
 
-enum dune_virt dune_detect_virt(char *why, size_t why_len)
+static enum dune_virt detect(char *why, size_t why_len)
 {
-	char dummy[8];
 	int fd;
 
-	if (!why) {
-		why = dummy;
-		why_len = sizeof(dummy);
-	}
 	fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (fd < 0 && !path_exists("/dev/dune")) {
 		snprintf(why, why_len, "/dev/kvm: %s; no /dev/dune", strerror(errno));
@@ -97,6 +92,23 @@ enum dune_virt dune_detect_virt(char *why, size_t why_len)
 	/* KVM that works without VMX/SVM in the CPU can only be software virtualization. */
 	snprintf(why, why_len, "/dev/kvm works but the CPU shows no VT-x/SVM: software virtualization");
 	return DUNE_VIRT_PVM;
+}
+
+/* Decided once per process: inside Dune mode CPUID may describe the virtual CPU rather
+ * than the host's, and the answer must not change under a running program. */
+enum dune_virt dune_detect_virt(char *why, size_t why_len)
+{
+	static int done;
+	static enum dune_virt cached;
+	static char cached_why[160];
+
+	if (!__atomic_load_n(&done, __ATOMIC_ACQUIRE)) {
+		cached = detect(cached_why, sizeof(cached_why));
+		__atomic_store_n(&done, 1, __ATOMIC_RELEASE);
+	}
+	if (why && why_len)
+		snprintf(why, why_len, "%s", cached_why);
+	return cached;
 }
 
 static void trim(char *s)
