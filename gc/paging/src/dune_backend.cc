@@ -98,13 +98,13 @@ class DuneBackend final : public Backend {
  public:
   DuneBackend() { open_backends.fetch_add(1); }
   ~DuneBackend() override {
-    // munmap must be made in Dune mode for libdune to drop the PTEs (and shoot them down).
-    if (!dune_in_dune_mode()) dune_enter();
     std::vector<DuneRegion *> mine;
     {
       std::lock_guard<std::mutex> g(mutex_);
       mine = owned_;
     }
+    // munmap must be made in Dune mode for libdune to drop the PTEs (and shoot them down).
+    if (!mine.empty() && !dune_in_dune_mode()) dune_enter();
     std::stable_partition(mine.begin(), mine.end(), [](DuneRegion *r) { return r->target; });
     for (DuneRegion *r : mine) destroy(r);  // aliases first
     open_backends.fetch_sub(1);
