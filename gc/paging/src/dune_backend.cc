@@ -129,13 +129,8 @@ class DuneBackend final : public Backend {
     size_t pages = (len + kPageSize - 1) / kPageSize;
     int fd = -1;
     if (backing == Backing::shared) {
-      fd = memfd_create("dunegc-paging-dune", MFD_CLOEXEC);
-      if (fd < 0) return -errno;
-      if (ftruncate(fd, off_t(pages * kPageSize)) != 0) {
-        int e = -errno;
-        close(fd);
-        return e;
-      }
+      fd = shared_memfd(pages * kPageSize);
+      if (fd < 0) return fd;
     }
     return add_region(pages, backing, fd, nullptr, out);
   }
