@@ -15,11 +15,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 ORDER = ["trap", "prot1", "unprot", "protN", "protN_batch", "appel1", "appel2", "map2",
-         "dirty", "dirty_write"]
+         "dirty", "dirty_write", "accessed"]
 
 
 def label(r):
-    if r["primitive"] in ("dirty", "dirty_write"):
+    if r["primitive"] in ("dirty", "dirty_write", "accessed"):
         n = r["pages"]
         size = "%dKi" % (n // 1024) if n % 1024 == 0 else str(n)
         return "%s\n%s pages" % (r["primitive"], size)

@@ -28,7 +28,7 @@ struct Config {
 
 struct Result {
   std::string primitive;  // trap, prot1, protN, protN_batch, unprot, appel1, appel2, dirty,
-                          // dirty_write, map2
+                          // dirty_write, accessed, map2
   std::string backend;
   std::string variant;             // how the backend was set up, when it matters ("" = default)
   std::string unit;                // what one sample is ("cycles per trap", ...)
@@ -36,15 +36,20 @@ struct Result {
   size_t pages = 0;                // pages the operation covers (region, batch or DIRTY size)
   std::optional<double> fraction;  // DIRTY: share of pages written
   std::string protection;          // what "protect" meant: "none" or "r"
-  std::optional<double> linux_dune_ratio;  // set only when dune measured the same thing
+  std::optional<double> linux_dune_ratio;  // dune results: kLinuxReference's median / dune's
 };
+
+// The Linux backend every dune result is compared with: mprotect + SIGSEGV, what Appel & Li
+// and the Dune paper measured Linux with, and the one Linux backend with every primitive.
+inline constexpr const char *kLinuxReference = "mprotect";
 
 // Every primitive `b` supports; progress lines go to stderr. Returns false (and says why on
 // stderr) if a primitive misbehaves -- a benchmark of a wrong answer is worthless.
 bool measure(dunegc::paging::Backend &b, const Config &cfg, std::vector<Result> &out);
 
-// For each non-dune result, median / the dune median of the same primitive and size.
-// Results without a dune counterpart keep no ratio (null in JSON), never an invented one.
+// For each dune result: the kLinuxReference median of the same primitive and size (same
+// run) / the dune median; > 1 means Dune is faster. Every other result, and a dune result
+// without a reference counterpart (accessed), keeps no ratio (null in JSON).
 void add_linux_dune_ratios(std::vector<Result> &results);
 
 // The result file: {"benchmark", "quick", "config", "platform" (with "backends"),

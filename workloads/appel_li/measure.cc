@@ -14,6 +14,8 @@
 //   dirty   one DIRTY (collect-and-reset) over N pages of which a fraction was written.
 //   dirty_write  the cost per page of those writes while tracked (first write to a clean
 //           page: a trap for mprotect, a kernel-resolved fault for uffd and softdirty).
+//   accessed  one accessed-bit sample (collect-and-reset) over N pages of which a fraction
+//           was read since the last (backends with hardware A bits: dune).
 //   map2    map a second view of a 100-page shared region (one map_alias call).
 // "protect" means Prot::none where the backend can protect reads (as Appel & Li did) and
 // read-only where it cannot (userfaultfd); every access that traps is a write.
@@ -117,6 +119,8 @@ class Measurer {
     if (cfg_.traps_only) return ok;
     if (b_.supports(Feature::dirty).ok)
       for (size_t n : cfg_.dirty_pages) ok = ok && dirty(n);
+    if (b_.supports(Feature::accessed).ok)
+      for (size_t n : cfg_.dirty_pages) ok = ok && accessed(n);
     if (b_.supports(Feature::map2).ok) ok = ok && map2();
     return ok;
   }
@@ -249,18 +253,24 @@ class Measurer {
     return true;
   }
 
+  // k = fraction * n pages, chosen at random anew each time: the first k of `idx`.
+  size_t pick(std::vector<size_t> &idx) {
+    size_t n = idx.size();
+    size_t k = std::max<size_t>(1, size_t(std::lround(double(n) * cfg_.dirty_fraction)));
+    for (size_t i = 0; i < k; i++) std::swap(idx[i], idx[i + rng_() % (n - i)]);
+    return k;
+  }
+
   bool dirty(size_t n) {
     Region r(b_, n, Backing::anonymous);
     if (!r.p) return fail("map");
     if (b_.dirty_start(r.p) != 0) return fail("dirty_start");
-    size_t k = std::max<size_t>(1, size_t(std::lround(double(n) * cfg_.dirty_fraction)));
     std::vector<size_t> idx(n);
     std::iota(idx.begin(), idx.end(), 0);
     PageBitmap bm;
     std::vector<double> collect, write;
     for (size_t rep = 0; rep <= cfg_.reps(30); rep++) {
-      for (size_t i = 0; i < k; i++)
-        std::swap(idx[i], idx[i + rng_() % (n - i)]);  // k random pages
+      size_t k = pick(idx);
       uint64_t t0 = bench::cycles_begin();
       for (size_t i = 0; i < k; i++) touch(r.page(idx[i]));
       uint64_t t1 = bench::cycles_end();
@@ -275,6 +285,27 @@ class Measurer {
     b_.dirty_stop(r.p);
     add("dirty", "cycles per collect", collect, n, cfg_.dirty_fraction);
     add("dirty_write", "cycles per written page", write, n, cfg_.dirty_fraction);
+    return true;
+  }
+
+  bool accessed(size_t n) {
+    Region r(b_, n, Backing::anonymous);
+    if (!r.p) return fail("map");
+    std::vector<size_t> idx(n);
+    std::iota(idx.begin(), idx.end(), 0);
+    PageBitmap bm;
+    if (b_.accessed_collect(r.p, n * kPageSize, bm) != 0) return fail("accessed_collect");
+    std::vector<double> collect;
+    for (size_t rep = 0; rep <= cfg_.reps(30); rep++) {
+      size_t k = pick(idx);
+      for (size_t i = 0; i < k; i++) (void)*static_cast<volatile char *>(r.page(idx[i]));
+      uint64_t t0 = bench::cycles_begin();
+      int e = b_.accessed_collect(r.p, n * kPageSize, bm);
+      uint64_t t1 = bench::cycles_end();
+      if (e != 0 || bm.count() != k) return fail("accessed_collect (wrong page count)");
+      if (rep > 0) collect.push_back(double(bench::corrected(t0, t1)));
+    }
+    add("accessed", "cycles per collect", collect, n, cfg_.dirty_fraction);
     return true;
   }
 

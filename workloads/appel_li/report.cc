@@ -56,14 +56,14 @@ std::string platform_json(const std::vector<dunegc::paging::BackendInfo> &availa
 }  // namespace
 
 void add_linux_dune_ratios(std::vector<Result> &results) {
-  std::map<Key, double> dune;
+  std::map<Key, double> linux_ref;
   for (const Result &r : results)
-    if (r.backend == "dune" && r.cycles.median > 0) dune[key_of(r)] = r.cycles.median;
+    if (r.backend == kLinuxReference && r.variant.empty()) linux_ref[key_of(r)] = r.cycles.median;
   for (Result &r : results) {
     r.linux_dune_ratio.reset();
-    if (r.backend == "dune") continue;
-    auto it = dune.find(key_of(r));
-    if (it != dune.end()) r.linux_dune_ratio = r.cycles.median / it->second;
+    if (r.backend != "dune" || r.cycles.median <= 0) continue;
+    auto it = linux_ref.find(key_of(r));
+    if (it != linux_ref.end()) r.linux_dune_ratio = it->second / r.cycles.median;
   }
 }
 
@@ -81,6 +81,9 @@ std::string to_json(const std::vector<Result> &results,
   j.end_array();
   j.kv("timer_overhead_cycles", uint64_t(bench::timer_overhead()));
   j.kv("cycles", "rdtsc ticks (invariant TSC), timer overhead subtracted");
+  j.kv("linux_reference", kLinuxReference);
+  j.kv("linux_dune_ratio", std::string(kLinuxReference) +
+                               " median / dune median, same primitive and size, same run");
   j.end_object();
   j.key("platform").raw(platform_json(available, opened));
   j.key("results").begin_array();
@@ -109,15 +112,18 @@ std::string to_json(const std::vector<Result> &results,
 std::string to_table(const std::vector<Result> &results) {
   std::string out;
   char line[256];
-  snprintf(line, sizeof line, "%-12s %-12s %7s %12s %12s %12s %6s  %s\n", "primitive", "backend",
-           "pages", "median", "p10", "p90", "reps", "unit");
+  snprintf(line, sizeof line, "%-12s %-12s %7s %12s %12s %12s %6s %9s  %s\n", "primitive",
+           "backend", "pages", "median", "p10", "p90", "reps", "lin/dune", "unit");
   out += line;
   for (const Result &r : results) {
-    snprintf(line, sizeof line, "%-12s %-12s %7zu %12.0f %12.0f %12.0f %6zu  %s\n",
+    char ratio[32] = "";
+    if (r.linux_dune_ratio) snprintf(ratio, sizeof ratio, "%.3g", *r.linux_dune_ratio);
+    snprintf(line, sizeof line, "%-12s %-12s %7zu %12.0f %12.0f %12.0f %6zu %9s  %s\n",
              r.primitive.c_str(), (r.backend + (r.variant.empty() ? "" : "*")).c_str(), r.pages,
-             r.cycles.median, r.cycles.p10, r.cycles.p90, r.cycles.reps, r.unit.c_str());
+             r.cycles.median, r.cycles.p10, r.cycles.p90, r.cycles.reps, ratio, r.unit.c_str());
     out += line;
   }
+  out += std::string("lin/dune: ") + kLinuxReference + " median / dune median\n";
   for (const Result &r : results) {
     if (r.variant.empty()) continue;
     out += "* " + r.variant + "\n";

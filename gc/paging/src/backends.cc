@@ -1,6 +1,7 @@
 // The registry: backend names, probing, opening; and the names of the enums.
 #include <string>
 
+#include "dune_backend.h"
 #include "linux_backend.h"
 
 namespace dunegc::paging {
@@ -21,6 +22,7 @@ const Entry kEntries[] = {
     {"uffd-sigbus", detail::probe_uffd,
      [](std::string *why) { return detail::make_uffd(true, why); }},
     {"softdirty", detail::probe_softdirty, detail::make_softdirty},
+    {"dune", detail::probe_dune, detail::make_dune},
 };
 
 const Entry *find(std::string_view name) {
@@ -90,6 +92,8 @@ const char *feature_name(Feature f) {
       return "dirty_atomic";
     case Feature::dirty_kernel_writes:
       return "dirty_kernel_writes";
+    case Feature::kernel_writes_checked:
+      return "kernel_writes_checked";
     case Feature::accessed:
       return "accessed";
     case Feature::map2:

@@ -103,13 +103,8 @@ int LinuxBackend::map(size_t len, Backing backing, void **out) {
   size_t pages = (len + kPageSize - 1) / kPageSize;
   int fd = -1;
   if (backing == Backing::shared) {
-    fd = memfd_create("dunegc-paging", MFD_CLOEXEC);
-    if (fd < 0) return -errno;
-    if (ftruncate(fd, off_t(pages * kPageSize)) != 0) {
-      int e = -errno;
-      close(fd);
-      return e;
-    }
+    fd = shared_memfd(pages * kPageSize);
+    if (fd < 0) return fd;
   }
   void *p = place(pages, fd);
   if (p == MAP_FAILED) {

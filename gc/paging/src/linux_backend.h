@@ -2,7 +2,11 @@
 // (shared, aliasable), argument checking, the fault-handler slot, and the signal entry.
 #pragma once
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
 #include <cstring>
 #include <memory>
 #include <span>
@@ -62,6 +66,18 @@ class LinuxBackend : public Backend {
   std::atomic<FaultHandler> handler_{nullptr};
   std::atomic<void *> handler_arg_{nullptr};
 };
+
+// The memfd behind a shared region (Backing::shared) of `bytes`: a descriptor, or -errno.
+inline int shared_memfd(size_t bytes) {
+  int fd = memfd_create("dunegc-paging", MFD_CLOEXEC);
+  if (fd < 0) return -errno;
+  if (ftruncate(fd, off_t(bytes)) != 0) {
+    int e = -errno;
+    close(fd);
+    return e;
+  }
+  return fd;
+}
 
 // strerror(3) is not thread-safe; the description table is.
 inline const char *error_text(int err) {

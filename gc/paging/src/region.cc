@@ -3,7 +3,8 @@
 #include <sys/mman.h>
 
 #include <cerrno>
-#include <mutex>
+
+#include "address_table.h"
 
 namespace dunegc::paging::detail {
 
@@ -45,45 +46,17 @@ void Region::free_metadata() {
 namespace region_table {
 
 namespace {
-// Fixed capacity: a handler scans up to the high-water mark. A collector maps its heap in
-// large regions, so a few thousand slots are plenty and the scan stays short.
-constexpr size_t kSlots = 4096;
-std::atomic<Region *> slots[kSlots];
-std::atomic<size_t> high_water{0};
-std::mutex insert_mutex;
+AddressTable<Region> table;
 }  // namespace
 
 int insert(Region *r) {
-  std::lock_guard<std::mutex> g(insert_mutex);
-  size_t hw = high_water.load(std::memory_order_relaxed);
-  for (size_t i = 0; i < kSlots; i++) {
-    if (slots[i].load(std::memory_order_relaxed) == nullptr) {
-      slots[i].store(r, std::memory_order_release);
-      if (i >= hw) high_water.store(i + 1, std::memory_order_release);
-      return 0;
-    }
-  }
-  return -ENOSPC;
+  return table.insert(r);
 }
-
 void remove(Region *r) {
-  std::lock_guard<std::mutex> g(insert_mutex);
-  size_t hw = high_water.load(std::memory_order_relaxed);
-  for (size_t i = 0; i < hw; i++) {
-    if (slots[i].load(std::memory_order_relaxed) == r) {
-      slots[i].store(nullptr, std::memory_order_release);
-      break;
-    }
-  }
+  table.remove(r);
 }
-
 Region *find(uintptr_t addr) {
-  size_t hw = high_water.load(std::memory_order_acquire);
-  for (size_t i = 0; i < hw; i++) {
-    Region *r = slots[i].load(std::memory_order_acquire);
-    if (r && r->contains(addr)) return r;
-  }
-  return nullptr;
+  return table.find(addr);
 }
 
 }  // namespace region_table

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <mutex>
 
+#include "dune_backend.h"
 #include "linux_backend.h"
 #include "region.h"
 
@@ -83,6 +84,7 @@ thread_local AltStack alt_stack;
 }  // namespace
 
 int prepare_thread() {
+  if (int e = detail::dune_prepare_thread(); e != 0) return e;
   stack_t cur;
   if (sigaltstack(nullptr, &cur) != 0) return -errno;
   if (!(cur.ss_flags & SS_DISABLE)) return 0;  // has one already (ours, or ASan's)

@@ -144,6 +144,7 @@ class SoftDirtyBackend final : public LinuxBackend {
     switch (f) {
       case Feature::dirty:
       case Feature::dirty_kernel_writes:  // the kernel's write sets the bit like any other
+      case Feature::kernel_writes_checked:
       case Feature::map2:
         return {true, {}};
       case Feature::dirty_atomic:

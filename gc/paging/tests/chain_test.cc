@@ -94,6 +94,9 @@ TEST(SeveralBackends, EachFaultReachesItsOwnBackend) {
   };
   std::vector<Open> all;
   for (const std::string &name : backend_names()) {
+    // Not dune: opening it puts this thread in Dune mode, where faults arrive through
+    // libdune's IDT instead of as signals, so the signal backends could not trap for it.
+    if (name == "dune") continue;
     auto b = open(name);
     if (!b || !b->supports(Feature::trap).ok) continue;
     Open o{std::move(b), std::make_unique<TrapLog>(), nullptr};

@@ -17,15 +17,15 @@
 namespace dunegc::paging::test {
 namespace {
 
-TEST(Registry, KnowsTheLinuxBackends) {
+TEST(Registry, KnowsEveryBackend) {
   EXPECT_EQ(backend_names(),
-            (std::vector<std::string>{"mprotect", "uffd", "uffd-sigbus", "softdirty"}));
+            (std::vector<std::string>{"mprotect", "uffd", "uffd-sigbus", "softdirty", "dune"}));
 }
 
 TEST(Registry, UnknownNameIsRefusedWithTheKnownNames) {
   BackendInfo info = probe("nope");
   EXPECT_FALSE(info.supported);
-  EXPECT_EQ(info.why, "unknown backend 'nope' (known: mprotect uffd uffd-sigbus softdirty)");
+  EXPECT_EQ(info.why, "unknown backend 'nope' (known: mprotect uffd uffd-sigbus softdirty dune)");
   std::string why;
   EXPECT_EQ(open("nope", &why), nullptr);
   EXPECT_EQ(why, info.why);

@@ -25,20 +25,23 @@ TEST(Ratios, AbsentWithoutDune) {
   for (const Result &r : rs) EXPECT_FALSE(r.linux_dune_ratio.has_value());
 }
 
-TEST(Ratios, LinuxOverDuneForTheSamePrimitiveAndSize) {
+TEST(Ratios, ReferenceOverDuneOnDuneResultsForTheSamePrimitiveAndSize) {
   std::vector<Result> rs = {
       result("appel1", "mprotect", 9000, 100), result("appel1", "dune", 3000, 100),
-      result("dirty", "uffd", 500, 1024, 0.1), result("dirty", "dune", 250, 1024, 0.1),
-      result("dirty", "uffd", 800, 4096, 0.1),  // dune has no 4096
-      result("trap", "mprotect", 5000, 1)};     // dune has no trap
+      result("appel1", "uffd", 12000, 100),                                     // not the reference
+      result("dirty", "mprotect", 500, 1024, 0.1), result("dirty", "dune", 250, 1024, 0.1),
+      result("dirty", "dune", 800, 4096, 0.1),  // mprotect has no 4096
+      result("accessed", "dune", 5000, 1024)};  // no Linux backend has it
   add_linux_dune_ratios(rs);
-  ASSERT_TRUE(rs[0].linux_dune_ratio.has_value());
-  EXPECT_DOUBLE_EQ(*rs[0].linux_dune_ratio, 3.0);
-  EXPECT_FALSE(rs[1].linux_dune_ratio.has_value());  // dune against itself: no ratio
-  ASSERT_TRUE(rs[2].linux_dune_ratio.has_value());
-  EXPECT_DOUBLE_EQ(*rs[2].linux_dune_ratio, 2.0);
-  EXPECT_FALSE(rs[4].linux_dune_ratio.has_value());
+  EXPECT_FALSE(rs[0].linux_dune_ratio.has_value());  // Linux results carry none
+  ASSERT_TRUE(rs[1].linux_dune_ratio.has_value());
+  EXPECT_DOUBLE_EQ(*rs[1].linux_dune_ratio, 3.0);
+  EXPECT_FALSE(rs[2].linux_dune_ratio.has_value());
+  ASSERT_TRUE(rs[4].linux_dune_ratio.has_value());
+  EXPECT_DOUBLE_EQ(*rs[4].linux_dune_ratio, 2.0);
   EXPECT_FALSE(rs[5].linux_dune_ratio.has_value());
+  EXPECT_FALSE(rs[6].linux_dune_ratio.has_value());
+  EXPECT_STREQ(kLinuxReference, "mprotect");
 }
 
 TEST(Json, CarriesPlatformBackendsAndNullRatios) {
@@ -54,7 +57,8 @@ TEST(Json, CarriesPlatformBackendsAndNullRatios) {
         "\"backends\": [{\"name\": \"mprotect\", \"available\": true, \"features\": {",
         "{\"name\": \"softdirty\", \"available\": false, \"why\": \"no \\\"bit\\\" 55\"}",
         "\"primitive\": \"prot1\"", "\"median_cycles\": 3000", "\"p10_cycles\": 3000",
-        "\"p90_cycles\": 3000", "\"reps\": 5", "\"linux_dune_ratio\": null"})
+        "\"p90_cycles\": 3000", "\"reps\": 5", "\"linux_dune_ratio\": null",
+        "\"linux_reference\": \"mprotect\""})
     EXPECT_NE(j.find(needle), std::string::npos) << needle << "\nin: " << j;
   EXPECT_EQ(j.back(), '}');
 }

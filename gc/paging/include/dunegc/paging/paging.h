@@ -73,8 +73,9 @@ enum class FaultResult : uint8_t {
 // Runs where the backend takes the fault: in a signal handler on the faulting thread
 // (mprotect, uffd-sigbus: async-signal-safe code only; apply() is), or on the uffd handler
 // thread while the faulting thread sleeps (uffd) -- which then may resume as soon as the
-// handler's apply() unprotects the page, before the handler returns -- or in the Dune #PF
-// handler (dune).
+// handler's apply() unprotects the page, before the handler returns -- or in libdune's
+// page-fault handler on the faulting thread's vCPU (dune: no locks the interrupted code
+// may hold; apply() takes none).
 using FaultHandler = FaultResult (*)(const Fault &fault, void *arg);
 
 // What a backend can do here. Each unsupported feature has a reason.
@@ -89,14 +90,17 @@ enum class Feature : uint8_t {
   dirty_atomic,            // dirty_collect loses no write that races with it
   dirty_kernel_writes,     // system calls' writes into a tracked region are recorded
                            // (instead of failing with EFAULT)
+  kernel_writes_checked,   // a system call writing a protected or tracked page never goes
+                           // unnoticed: it traps / is recorded, or fails with EFAULT (dune:
+                           // no -- the host kernel writes through the host's page tables)
   accessed,                // accessed-bit sampling
   map2,                    // map_alias: one memory at two addresses
 };
 inline constexpr Feature kAllFeatures[] = {
     Feature::trap,         Feature::trap_kernel_writes,     Feature::protect_none,
     Feature::protect_exec, Feature::protect_while_tracking, Feature::dirty,
-    Feature::dirty_atomic, Feature::dirty_kernel_writes,    Feature::accessed,
-    Feature::map2};
+    Feature::dirty_atomic, Feature::dirty_kernel_writes,    Feature::kernel_writes_checked,
+    Feature::accessed,     Feature::map2};
 const char *feature_name(Feature f);
 
 struct Support {
@@ -183,9 +187,12 @@ BackendInfo probe(std::string_view name);
 std::unique_ptr<Backend> open(std::string_view name, std::string *why = nullptr);
 
 // Give the calling thread an alternate signal stack (if it has none), so that protection
-// faults taken as signals are handled even when the thread's own stack is the problem.
-// open() does it for the calling thread; other threads that touch managed memory under
-// mprotect or uffd-sigbus should call it once. Returns 0 or a negative errno.
+// faults taken as signals are handled even when the thread's own stack is the problem;
+// and, while a `dune` backend is open, enter Dune mode (a thread outside Dune mode runs on
+// the host's page tables: no traps, no dirty or accessed bits for its accesses).
+// open() does it for the calling thread; every other thread that touches managed memory
+// (mprotect, uffd-sigbus, dune) or calls a primitive (dune) must call it once.
+// Returns 0 or a negative errno.
 int prepare_thread();
 
 }  // namespace dunegc::paging
