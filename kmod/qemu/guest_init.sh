@@ -7,10 +7,13 @@
 # console log, to ttyS0 as well. Marker lines:
 #   DUNEQEMU BOOTED <uptime>     DUNEQEMU MODULE <file> rc=<n>
 #   DUNEQEMU BEGIN <i>           DUNEQEMU END <i> rc=<n>
+#   DUNEQEMU FILE <name> <bytes>, its base64 lines, DUNEQEMU FILEEND <name>   (ttyS1 only)
 #   DUNEQEMU DONE
+# Commands write result files to $DUNEGC_OUT (/dunegc/out); after the last command each
+# regular file there is sent base64 on ttyS1, where qemu_harness.py --output-dir finds it.
 # Each command runs in its own session, under a watchdog (/dunegc/command_timeout).
 /bin/busybox --install -s /bin
-export PATH=/dunegc/bin:/bin HOME=/tmp
+export PATH=/dunegc/bin:/bin HOME=/tmp DUNEGC_OUT=/dunegc/out
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
@@ -31,6 +34,7 @@ finish() {
   poweroff -f
 }
 
+mkdir -p "$DUNEGC_OUT"
 mark BOOTED "$(cut -d' ' -f1 /proc/uptime)"
 # A task stuck in D state for 20 s is reported (and fails the test) well before the
 # harness's wall-clock limit would hide it behind a plain timeout.
@@ -81,4 +85,11 @@ while IFS= read -r cmd; do
   wait $wd 2>/dev/null
   mark END $i rc=$rc
 done </dunegc/commands
+for f in "$DUNEGC_OUT"/*; do
+  [ -f "$f" ] || continue
+  name=${f##*/}
+  echo "DUNEQEMU FILE $name $(wc -c <"$f")" >&9
+  base64 "$f" >&9
+  echo "DUNEQEMU FILEEND $name" >&9
+done
 finish

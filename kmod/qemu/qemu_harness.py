@@ -3,6 +3,7 @@
 
     qemu_harness.py run --name N --workdir DIR [--binary FILE]... [--module NAME]...
                         [--module-file FILE]... [--command CMD]... [--timeout S] ...
+                        [--output-dir DIR]
     qemu_harness.py check-log CONSOLE_LOG MARKERS_LOG --modules N --commands N [...]
 
 `run` builds an initramfs (busybox-static, guest_init.sh as /init, the kernel modules with
@@ -11,11 +12,15 @@ it with a wall-clock limit and turns the guest's markers and console into a verd
 when every module loaded, every command exited 0, the guest powered off by itself and the
 console shows no oops, BUG, WARNING, lockup, RCU stall, hung task or panic. A missing qemu,
 kernel image, module tree or busybox prints "SKIPPED: <reason>" and exits 0 (ctest shows it
-as skipped). `check-log` applies the same verdict to captured logs (the parser's own tests).
+as skipped). Files the commands leave in $DUNEGC_OUT (/dunegc/out in the guest) come back
+base64 on the markers port; --output-dir DIR writes them there (a file that arrives
+incomplete fails the run and is not written). `check-log` applies the same verdict to captured logs (the parser's own tests).
 Standard library only: no package beyond Debian's python3 is needed.
 """
 
 import argparse
+import base64
+import binascii
 import lzma
 import os
 import re
@@ -44,6 +49,8 @@ BAD_KERNEL_LINES = [  # the first match names a line, so the specific ones come 
     ("sanitizer", re.compile(r"UBSAN:|KASAN:|KFENCE:")),
     ("call trace", re.compile(r"Call Trace:")),
 ]
+FILE_BEGIN = re.compile(MARK + r" FILE ([\w.+-]+) (\d+)")
+FILE_END = re.compile(MARK + r" FILEEND ([\w.+-]+)")
 CONTEXT_LINES = 30  # shown after each bad line: enough for a register dump and call trace
 
 
@@ -321,6 +328,54 @@ def analyze(console, markers, n_modules, n_commands, qemu_rc, timed_out):
     return v
 
 
+def extract_files(markers):
+    """The guest's $DUNEGC_OUT files from the markers log: ({name: bytes}, [problems]).
+
+    A file counts only with its FILEEND marker, valid base64 and the byte count the guest
+    announced, so a run cut short can never leave a truncated result behind."""
+    files, problems = {}, []
+    name = size = None
+    chunks = []
+    for line in markers.splitlines():
+        s = line.strip()
+        m = FILE_BEGIN.fullmatch(s)
+        if m:
+            if name is not None:
+                problems.append(f"output file {name} has no end marker")
+            name, size, chunks = m.group(1), int(m.group(2)), []
+            continue
+        if name is None:
+            continue
+        m = FILE_END.fullmatch(s)
+        if m and m.group(1) == name:
+            try:
+                data = base64.b64decode("".join(chunks), validate=True)
+            except (binascii.Error, ValueError) as e:
+                problems.append(f"output file {name}: bad base64 ({e})")
+            else:
+                if len(data) == size:
+                    files[name] = data
+                else:
+                    problems.append(f"output file {name}: {len(data)} of {size} bytes arrived")
+            name = None
+        else:
+            chunks.append(s)
+    if name is not None:
+        problems.append(f"output file {name} has no end marker")
+    return files, problems
+
+
+def write_files(files, problems, output_dir, v):
+    """Writes the complete files to output_dir; a damaged one fails the verdict."""
+    for p in problems:
+        v.failures.append(("output", p))
+    os.makedirs(output_dir, exist_ok=True)
+    for name, data in sorted(files.items()):
+        with open(os.path.join(output_dir, name), "wb") as f:
+            f.write(data)
+        print(f"output: {os.path.join(output_dir, name)} ({len(data)} bytes)")
+
+
 def command_output(lines, index):
     """Indices of the console lines between a command's BEGIN and END markers."""
     out, inside = [], False
@@ -402,7 +457,7 @@ def finish(v, expect, console, commands, title):
 
 # --- command line ------------------------------------------------------------------------
 
-FAILURE_KINDS = ["kernel", "boot", "module", "command", "timeout", "exit"]
+FAILURE_KINDS = ["kernel", "boot", "module", "command", "timeout", "exit", "output"]
 
 
 def main():
@@ -430,6 +485,7 @@ def main():
     r.add_argument("--modules-dir", default=None, help="default /lib/modules/<release>")
     r.add_argument("--busybox", default="/bin/busybox")
     r.add_argument("--qemu", default="qemu-system-x86_64")
+    r.add_argument("--output-dir", help="write the guest's $DUNEGC_OUT files here")
     r.add_argument("--skip-reason", default="", help="report SKIPPED with this reason")
     r.add_argument("--expect-failure", choices=FAILURE_KINDS,
                    help="pass only if this kind of failure is detected (harness self-tests)")
@@ -462,6 +518,8 @@ def main():
           f"{' '.join(modules) or 'none'}, limit {args.timeout:.0f} s", flush=True)
     console, markers, rc, timed_out, wall = boot(args, qemu, image, args.workdir)
     v = analyze(console, markers, len(modules), len(args.command), rc, timed_out)
+    if args.output_dir:
+        write_files(*extract_files(markers), args.output_dir, v)
     status = finish(v, args.expect_failure, console, args.command,
                     f"{args.name} ({wall:.1f} s wall)")
     print(f"logs: {args.workdir}/console.log, {args.workdir}/markers.log")

@@ -6,9 +6,11 @@ a kernel report in the kernel's own format, spliced into the clean run to prove 
 whose commands all passed still fails when the guest kernel complains.
 """
 
+import base64
 import os
 import subprocess
 import sys
+import tempfile
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -94,6 +96,48 @@ class Verdicts(unittest.TestCase):
         markers = read("clean.markers") + "DUNEQEMU END x rc=zz\nnoise DUNEQEMU BEGIN 9\n"
         v = clean_analyze(markers=markers)
         self.assertTrue(v.ok, v.failures)
+
+
+def file_markers(name, data, size=None, end=True):
+    """The lines guest_init.sh sends for one $DUNEGC_OUT file (base64 wrapped at 76)."""
+    b64 = base64.b64encode(data).decode()
+    lines = [f"DUNEQEMU FILE {name} {len(data) if size is None else size}"]
+    lines += [b64[i:i + 76] for i in range(0, len(b64), 76)]
+    if end:
+        lines.append(f"DUNEQEMU FILEEND {name}")
+    return "\n".join(lines) + "\n"
+
+
+class OutputFiles(unittest.TestCase):
+    def test_files_come_back_byte_for_byte(self):
+        blob = bytes(range(256)) * 9  # several base64 lines, every byte value
+        markers = (read("clean.markers").replace("DUNEQEMU DONE\n", "")
+                   + file_markers("a.json", b'{"x": 1}\n') + file_markers("b.bin", blob)
+                   + file_markers("empty", b"") + "DUNEQEMU DONE\n")
+        files, problems = h.extract_files(markers)
+        self.assertEqual(problems, [])
+        self.assertEqual(files, {"a.json": b'{"x": 1}\n', "b.bin": blob, "empty": b""})
+        self.assertTrue(clean_analyze(markers=markers).ok)  # file lines are not markers
+
+    def test_incomplete_files_are_refused(self):
+        cut = file_markers("cut.json", b"0123456789" * 20, end=False)
+        short = file_markers("short.json", b"abc", size=4)
+        bad = "DUNEQEMU FILE bad.json 3\n!!!!\nDUNEQEMU FILEEND bad.json\n"
+        files, problems = h.extract_files(cut + short + bad)
+        self.assertEqual(files, {})
+        self.assertEqual(len(problems), 3, problems)
+        self.assertIn("cut.json has no end marker", problems[0])
+        self.assertIn("3 of 4 bytes", problems[1])
+        self.assertIn("bad base64", problems[2])
+
+    def test_write_files_fails_the_verdict_on_a_damaged_file(self):
+        with tempfile.TemporaryDirectory() as d:
+            v = clean_analyze()
+            files, problems = h.extract_files(file_markers("ok.json", b"{}")
+                                              + file_markers("cut.json", b"{}", end=False))
+            h.write_files(files, problems, d, v)
+            self.assertEqual(os.listdir(d), ["ok.json"])
+            self.assertEqual(v.kinds(), {"output"})
 
 
 class CommandLine(unittest.TestCase):
