@@ -3,8 +3,9 @@
  * Entries are updated with atomic exchanges that keep the accessed/dirty bits the CPU (or
  * the shadow MMU) may set concurrently on other vCPUs: a lost dirty bit is a lost write
  * for a collector. 2 MiB entries created for host mappings are split on demand when an
- * operation covers part of one. Walking needs table virtual addresses: tables come from
- * the pool, so guest-physical to virtual is a subtraction.
+ * operation covers part of one (or, for 4 KiB mapping calls, any of it). Walking needs
+ * table virtual addresses: tables come from the pool, so guest-physical to virtual is a
+ * subtraction.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -172,9 +173,12 @@ static int walk(ptent_t *dir, int level, uintptr_t start, uintptr_t end, page_wa
 			continue;
 		}
 		if (is_big(*p, level)) {
+			/* CREATE_NORMAL callbacks write 4 KiB leaves, so a big entry is split even
+			 * when the range covers it whole: a leaf in a PD/PDPT slot (no PS) would make
+			 * the CPU walk the page it names as a table. */
 			int partial = lo != cur || hi != cur + size - 1;
-			if (!partial || create == CREATE_NONE || create == CREATE_BIG ||
-			    create == CREATE_BIG_1GB) {
+			if ((!partial && create != CREATE_NORMAL) || create == CREATE_NONE ||
+			    create == CREATE_BIG || create == CREATE_BIG_1GB) {
 				if ((r = cb(arg, p, (void *)cur)))
 					return r;
 				continue;

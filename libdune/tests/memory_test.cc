@@ -198,6 +198,37 @@ TEST(DuneMemory, OnePhysicalPageAtTwoAddresses) {
   EXPECT_EQ(dune_pa_to_va(dune_va_to_pa(a)), static_cast<void *>(a));
 }
 
+// dune_vm_map_phys() over a whole 2 MiB range the mirror holds as one big entry: the
+// mapping is made of 4 KiB leaves, so the big entry must be split, not overwritten by a
+// leaf the CPU would then walk as a page table. A fresh process: earlier tests leave
+// split 2 MiB slots (page-table pages) where the new mapping may land.
+TEST(DuneMemory, MapPhysOverAWholeMirrored2MiBEntry) {
+  DUNE_FRESH_PROCESS();
+  DUNE_ENTER_OR_SKIP();
+  const size_t big = size_t{2} << 20;
+  auto *raw = static_cast<unsigned char *>(
+      mmap(nullptr, size_t{8} << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(raw, MAP_FAILED);
+  auto *p = reinterpret_cast<unsigned char *>((reinterpret_cast<uintptr_t>(raw) + big - 1) &
+                                              ~(uintptr_t)(big - 1));
+  for (size_t o = 0; o < big; o += 4096) p[o] = static_cast<unsigned char>(o >> 12);
+  ptent_t *e;
+  ASSERT_EQ(dune_vm_lookup(pgroot, p, CREATE_NONE, &e), 0);
+  ASSERT_TRUE(*e & PTE_PS) << "the mirror did not map the 2 MiB as one entry";
+  ASSERT_EQ(dune_vm_map_phys(pgroot, p, big, reinterpret_cast<void *>(dune_va_to_pa(p)),
+                             PERM_R | PERM_W),
+            0);
+  dune_flush_tlb();
+  p[0] = 1;
+  EXPECT_EQ(p[0], 1);
+  for (size_t o = 4096; o < big; o += 4096)
+    ASSERT_EQ(p[o], static_cast<unsigned char>(o >> 12)) << "offset " << o;
+  ASSERT_EQ(dune_vm_lookup(pgroot, p + big - 1, CREATE_NONE, &e), 0);
+  EXPECT_FALSE(*e & PTE_PS);
+  EXPECT_EQ(PTE_ADDR(*e), dune_va_to_pa(p + big - 4096));
+  ASSERT_EQ(munmap(raw, size_t{8} << 20), 0);
+}
+
 TEST(DuneMemory, ClonedPageTableWithLoadCr3) {
   DUNE_ENTER_OR_SKIP();
   auto *x = static_cast<char *>(aligned_alloc(4096, 4096));
