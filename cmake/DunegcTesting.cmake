@@ -8,8 +8,11 @@ include_guard(GLOBAL)
 include(GoogleTest)
 
 set(DUNEGC_TEST_LABELS unit dune qemu slow)
-# gtest's marker, or a line that starts "SKIPPED: " (the "\n" is a real newline here).
-set(DUNEGC_SKIP_REGEX "\\[  SKIPPED \\]|^SKIPPED: |\nSKIPPED: ")
+# A command test is skipped when a line starts "SKIPPED: " (the "\n" is a real newline
+# here). Not gtest's "[  SKIPPED ]" marker: ctest's skip regex wins over the exit status, and
+# a command that runs many gtest cases (a QEMU boot) prints that marker for one skipped case
+# while another fails -- matching it would report the failing run as skipped.
+set(DUNEGC_SKIP_REGEX "^SKIPPED: |\nSKIPPED: ")
 
 function(_dunegc_check_label label)
   if(NOT label IN_LIST DUNEGC_TEST_LABELS)
