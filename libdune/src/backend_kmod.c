@@ -413,7 +413,7 @@ void __dune_kmod_syscall_slow(struct dune_regs *r)
 		break;
 	default: /* the mapping calls: the page table follows (hostsys.c, mirror.c) */
 		dune_map_lock();
-		aux = dune_mapping_aux(nr, a);
+		aux = dune_mapping_aux(nr, a, vmmcall6);
 		ret = vmmcall6(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
 		if (!(ret < 0 && ret > -4096))
 			dune_mirror_after_syscall(nr, a, ret, aux);

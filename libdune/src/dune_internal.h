@@ -158,8 +158,12 @@ void dune_vcpu_boot(struct dune_vcpu *v) HIDDEN __attribute__((noreturn));
 void dune_after_fork_child(void) HIDDEN;
 long dune_host_syscall(struct dune_vcpu *v, struct dune_regs *r) HIDDEN;
 /* For a mapping call `nr` about to be made: what its page-table update needs to know
- * besides the result (the old break for brk, the segment size for shmat and shmdt). */
-uint64_t dune_mapping_aux(long nr, const uint64_t a[6]) HIDDEN;
+ * besides the result (the old break for brk, the segment size for shmat and shmdt).
+ * `sys` makes the queries: a plain syscall on the host side, but in Dune ring 0 on
+ * /dev/dune one that bypasses the LSTAR stub, whose brk path would call this again. */
+typedef long (*dune_sys6_fn)(long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
+			     uint64_t a4, uint64_t a5);
+uint64_t dune_mapping_aux(long nr, const uint64_t a[6], dune_sys6_fn sys) HIDDEN;
 /* Arranges for the guest to run upcall `kind` (DUNE_UPC_*) in Dune ring 0 before it
  * resumes its current context (run.c). */
 int dune_upcall(struct dune_vcpu *v, int kind, uint64_t vec, uint64_t arg0) HIDDEN;

@@ -178,13 +178,19 @@ static int changes_mappings(long nr)
 	return 0;
 }
 
-uint64_t dune_mapping_aux(long nr, const uint64_t a[6])
+static long host_sys6(long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3,
+		      uint64_t a4, uint64_t a5)
+{
+	return raw6(nr, a0, a1, a2, a3, a4, a5);
+}
+
+uint64_t dune_mapping_aux(long nr, const uint64_t a[6], dune_sys6_fn sys)
 {
 	if (nr == SYS_brk)
-		return (uint64_t)raw6(SYS_brk, 0, 0, 0, 0, 0, 0);
+		return (uint64_t)sys(SYS_brk, 0, 0, 0, 0, 0, 0);
 	if (nr == SYS_shmat) {
 		struct shmid_ds ds;
-		if (raw6(SYS_shmctl, a[0], IPC_STAT, (uint64_t)(uintptr_t)&ds, 0, 0, 0) == 0)
+		if (sys(SYS_shmctl, a[0], IPC_STAT, (uint64_t)(uintptr_t)&ds, 0, 0, 0) == 0)
 			return ds.shm_segsz;
 	} else if (nr == SYS_shmdt) {
 		uintptr_t s, e;
@@ -226,7 +232,7 @@ long dune_host_syscall(struct dune_vcpu *v, struct dune_regs *g)
 			dune_map_lock(); /* released by the mirror upcall, or below */
 		if (changes_mappings(nr)) {
 			const uint64_t a[6] = {g->rdi, g->rsi, g->rdx, g->r10, g->r8, g->r9};
-			aux = dune_mapping_aux(nr, a);
+			aux = dune_mapping_aux(nr, a, host_sys6);
 		}
 		ret = raw6(nr, g->rdi, g->rsi, g->rdx, g->r10, g->r8, g->r9);
 		break;
