@@ -10,6 +10,7 @@
  * NMIs always end guest mode, so a signal, a reschedule IPI or the tick is noticed within
  * one interrupt.
  */
+#include <linux/ratelimit.h>
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
 #include <linux/signal.h>
@@ -80,6 +81,8 @@ static bool take_signals(struct dune_vcpu *v)
 	return signal_pending(current);
 }
 
+static DEFINE_RATELIMIT_STATE(violation_rs, DEFAULT_RATELIMIT_INTERVAL, DEFAULT_RATELIMIT_BURST);
+
 static enum dune_outcome npt_fault(struct dune_vcpu *v, const struct dune_exit *exit,
 				   bool *cont)
 {
@@ -101,8 +104,11 @@ static enum dune_outcome npt_fault(struct dune_vcpu *v, const struct dune_exit *
 	default:
 		*cont = false;
 		v->fault_gpa = exit->gpa;
-		pr_info_ratelimited("dune: pid %d: guest-physical %#llx is not memory the process may %s (%d); guest stopped\n",
-				    v->tid, exit->gpa, exit->write ? "write" : "read", r);
+		if (__ratelimit(&violation_rs)) { /* with the guest's state: what touched it */
+			pr_info("dune: pid %d: guest-physical %#llx is not memory the process may %s (%d); guest stopped\n",
+				v->tid, exit->gpa, exit->write ? "write" : "read", r);
+			dune_vendor->dump(v);
+		}
 		return DUNE_OUT_VIOLATION;
 	}
 }

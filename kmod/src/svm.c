@@ -65,6 +65,7 @@ struct svm_vcpu {
 	struct vmcb *vmcb;
 	u32 event; /* an exception to inject at the next entry (EVENTINJ format), or 0 */
 	u32 event_err;
+	int virq; /* the vector offered through V_IRQ and not yet taken, or -1 */
 	int last_cpu;
 	unsigned long last_switches;
 };
@@ -252,6 +253,7 @@ static struct dune_vcpu *svm_vcpu_alloc(void)
 		return NULL;
 	}
 	s->last_cpu = -1;
+	s->virq = -1;
 	return &s->v;
 }
 
@@ -265,6 +267,26 @@ static void svm_vcpu_free(struct dune_vcpu *v)
 
 /* --- events ------------------------------------------------------------------------------ */
 
+/*
+ * Exceptions the module raises (#GP, #UD, a reflected #DB/#AC) go in through EVENTINJ.
+ * Interrupts (signals registered with DUNE_SET_SIGNALS) go in through the virtual
+ * interrupt line instead: V_IRQ with the vector in int_vector, ignoring the TPR. The CPU
+ * takes it when the guest's RFLAGS.IF is set and no interrupt shadow is active, clears
+ * V_IRQ, and delivers it like an external interrupt -- so the module never has to judge
+ * whether the guest can take one, and VINTR is not intercepted.
+ *
+ * Why not EVENTINJ for interrupts (as this module first did): QEMU's SVM emulation (7.2,
+ * and upstream since) delivers an injected INTR inside VMRUN but leaves the vector in its
+ * pending-exception slot, and the next exit request of the vCPU thread (a TCG kick)
+ * delivers it a second time, as an exception that ignores IF. A Dune guest's interrupt
+ * gates use an IST stack, so the second delivery can land before the stub has copied the
+ * first frame off IST1 and overwrite it: libdune's ManyThreadsMapAndUnmapAtOnce saw the
+ * IPI vector twice, then clobbered registers or a hang. QEMU's V_IRQ path has no such
+ * slot left behind. On hardware both ways are architectural.
+ *
+ * One vector is offered at a time (s->virq). The rest wait for the next exit: every host
+ * interrupt, the tick at the latest, and every system call end guest mode.
+ */
 static void queue_exception(struct svm_vcpu *s, int vector, bool has_error)
 {
 	if (s->event) /* already delivering one: that one wins, as it came first */
@@ -274,16 +296,13 @@ static void queue_exception(struct svm_vcpu *s, int vector, bool has_error)
 	s->event_err = 0;
 }
 
-/* Ask for a #VMEXIT(VINTR) as soon as the guest can take an interrupt. */
-static void interrupt_window(struct svm_vcpu *s, bool on)
+static void offer_interrupt(struct svm_vcpu *s, int vector)
 {
 	struct vmcb_control_area *c = &s->vmcb->control;
 
-	if (on)
-		c->int_ctl |= V_IRQ_MASK | V_INTR_PRIO_MASK | V_IGN_TPR_MASK;
-	else
-		c->int_ctl &= ~(V_IRQ_MASK | V_INTR_PRIO_MASK | V_IGN_TPR_MASK);
-	intercept(c, INTERCEPT_VINTR, on);
+	s->virq = vector;
+	c->int_vector = vector;
+	c->int_ctl |= V_IRQ_MASK | V_INTR_PRIO_MASK | V_IGN_TPR_MASK;
 }
 
 static void inject_pending(struct svm_vcpu *s)
@@ -297,36 +316,47 @@ static void inject_pending(struct svm_vcpu *s)
 		c->event_inj = s->event;
 		c->event_inj_err = s->event_err;
 		s->event = 0;
-		return;
 	}
+	if (s->virq >= 0) /* still offered: V_IRQ is set in int_ctl */
+		return;
 	vector = find_first_bit(v->irq_pending, 256);
-	if (vector >= 256) {
-		interrupt_window(s, false);
-	} else if ((v->rflags & X86_EFLAGS_IF) && !(c->int_state & SVM_INTERRUPT_SHADOW_MASK)) {
+	if (vector < 256) {
 		clear_bit(vector, v->irq_pending);
-		c->event_inj = vector | SVM_EVTINJ_TYPE_INTR | SVM_EVTINJ_VALID;
-		interrupt_window(s, false);
-	} else {
-		interrupt_window(s, true);
+		offer_interrupt(s, vector);
 	}
 }
 
 /*
- * An event whose delivery the exit interrupted (e.g. the guest's stack page was not yet in
- * the nested page table) is delivered again. Interrupts go back to the pending set;
- * INTn, INT3 and INTO are not re-injected: the guest re-executes the instruction.
+ * After an exit: whether the offered interrupt was taken, and the event whose delivery the
+ * exit interrupted (e.g. the guest's IST page was not yet in the nested page table), which
+ * is delivered again. An interrupt goes back to the offer (or to the pending set when
+ * another is offered); an exception is re-injected; INTn, INT3 and INTO are not: the guest
+ * re-executes the instruction.
  */
 static void complete_events(struct svm_vcpu *s)
 {
 	struct vmcb_control_area *c = &s->vmcb->control;
 	u32 info = c->exit_int_info;
 	u32 vector = info & SVM_EXITINTINFO_VEC_MASK;
+	u32 type = info & SVM_EXITINTINFO_TYPE_MASK;
 
 	c->event_inj = 0;
+	if (s->virq >= 0 && !(c->int_ctl & V_IRQ_MASK))
+		s->virq = -1; /* taken */
 	if (!(info & SVM_EXITINTINFO_VALID))
 		return;
-	switch (info & SVM_EXITINTINFO_TYPE_MASK) {
+	/* QEMU reports an interrupted V_IRQ delivery as an exception: no exception has a
+	 * vector above 31, so such an event is the interrupt. */
+	if (type == SVM_EXITINTINFO_TYPE_EXEPT && vector >= 32)
+		type = SVM_EXITINTINFO_TYPE_INTR;
+	switch (type) {
 	case SVM_EXITINTINFO_TYPE_INTR:
+		if (s->virq == (int)vector)
+			break; /* still offered (QEMU leaves V_IRQ set when delivery faults) */
+		if (s->virq < 0) {
+			offer_interrupt(s, vector);
+			break;
+		}
 		set_bit(vector, s->v.irq_pending);
 		break;
 	case SVM_EXITINTINFO_TYPE_EXEPT:
@@ -355,11 +385,28 @@ static void decode_exit(struct svm_vcpu *s, struct dune_exit *exit)
 	case SVM_EXIT_NMI: /* taken by the host at STGI */
 	case SVM_EXIT_INIT:
 		break;
-	case SVM_EXIT_VINTR:
-		interrupt_window(s, false);
-		break;
 	case SVM_EXIT_VMMCALL:
+		c->int_state &= ~SVM_INTERRUPT_SHADOW_MASK; /* see below */
+		/*
+		 * An interrupt is waiting (a registered signal came while the guest had IF
+		 * off, e.g. between `syscall` and the STI before this VMMCALL, whose shadow
+		 * then covered the VMMCALL). Making the call now could block it -- a futex --
+		 * with the signal already consumed and its interrupt never taken. So the call
+		 * is not made: the guest re-enters at the VMMCALL, takes the interrupt there
+		 * (IF on, no shadow), and its handler returns to make the call.
+		 */
+		if ((s->v.rflags & X86_EFLAGS_IF) &&
+		    (s->virq >= 0 || !bitmap_empty(s->v.irq_pending, 256)))
+			break;
 		s->v.rip += VMMCALL_LEN; /* no NRIP_SAVE needed: the length is fixed */
+		/*
+		 * libdune makes a call as `sti; vmmcall`, so the exit reports the STI's
+		 * interrupt shadow. That shadow covered this VMMCALL, which has now run. Kept,
+		 * it would also cover the VMMCALL again when a signal rewinds a blocking call
+		 * to be restarted (syscall.c): the interrupt for that signal could never be
+		 * taken before the call blocks again -- a thread waiting in a futex would
+		 * never see the shootdown IPI its lock holder waits for.
+		 */
 		exit->kind = DUNE_EXIT_SYSCALL;
 		break;
 	case SVM_EXIT_NPF:
@@ -504,13 +551,19 @@ static void svm_dump(struct dune_vcpu *v)
 	struct vmcb_save_area *s = &vmcb->save;
 	unsigned long *r = v->regs;
 
-	pr_info("dune: pid %d exit %#x info %#llx %#llx intinfo %#x\n", v->tid, c->exit_code,
-		c->exit_info_1, c->exit_info_2, c->exit_int_info);
+	pr_info("dune: pid %d exit %#x info %#llx %#llx intinfo %#x int_ctl %#x vector %#x shadow %llu\n",
+		v->tid, c->exit_code, c->exit_info_1, c->exit_info_2, c->exit_int_info, c->int_ctl,
+		c->int_vector, c->int_state & SVM_INTERRUPT_SHADOW_MASK);
+	pr_info("dune:  offered vector %d, exception to inject %#x\n", to_svm(v)->virq,
+		to_svm(v)->event);
 	pr_info("dune:  rip %#lx rsp %#lx rflags %#lx cr0 %#llx cr3 %#llx cr4 %#llx efer %#llx\n",
 		v->rip, r[DUNE_REG_RSP], v->rflags, s->cr0, s->cr3, s->cr4, s->efer);
 	pr_info("dune:  rax %#lx rbx %#lx rcx %#lx rdx %#lx rsi %#lx rdi %#lx rbp %#lx\n",
 		r[DUNE_REG_RAX], r[DUNE_REG_RBX], r[DUNE_REG_RCX], r[DUNE_REG_RDX],
 		r[DUNE_REG_RSI], r[DUNE_REG_RDI], r[DUNE_REG_RBP]);
+	pr_info("dune:  r8 %#lx r9 %#lx r10 %#lx r11 %#lx r12 %#lx r13 %#lx r14 %#lx r15 %#lx\n",
+		r[DUNE_REG_R8], r[DUNE_REG_R9], r[DUNE_REG_R10], r[DUNE_REG_R11], r[DUNE_REG_R12],
+		r[DUNE_REG_R13], r[DUNE_REG_R14], r[DUNE_REG_R15]);
 	pr_info("dune:  cs %#x ss %#x fs.base %#llx gs.base %#llx gdtr %#llx/%#x idtr %#llx/%#x\n",
 		s->cs.selector, s->ss.selector, s->fs.base, s->gs.base, s->gdtr.base, s->gdtr.limit,
 		s->idtr.base, s->idtr.limit);
