@@ -9,7 +9,7 @@
 #   dunegc_add_qemu_test(<name> COMMANDS <guest shell command>...
 #                        [BINARIES <targets or files>...] [MODULES <kvm-amd|dune|...>...]
 #                        [TIMEOUT <s>] [COMMAND_TIMEOUT <s>] [MEMORY <MiB>]
-#                        [EXPECT_FAILURE <kind>])
+#                        [EXPECT_FAILURE <kind>] [TCG_THREADS <multi|single>])
 #       One ctest (label `qemu`) that builds an initramfs from the built binaries, boots it,
 #       loads MODULES (guest kernel modules by name with their modules.dep dependencies;
 #       `dune` is this project's kmod/ build), runs each command in order and passes when
@@ -21,6 +21,9 @@
 #       when MODULES names dune and kmod/ cannot be built here.
 #       EXPECT_FAILURE (kernel|boot|module|command|timeout|exit) inverts the verdict: for the
 #       harness's own negative tests.
+#       TCG_THREADS single runs all vCPUs on one host thread (still -smp 2, interleaved):
+#       for cases that meet the nested-paging defects of QEMU 7.2's multi-threaded TCG
+#       (docs/kmod.md, "QEMU's own defects").
 include_guard(GLOBAL)
 
 find_package(Python3 COMPONENTS Interpreter)
@@ -68,7 +71,7 @@ function(dunegc_add_guest_executable name)
 endfunction()
 
 function(dunegc_add_qemu_test name)
-  cmake_parse_arguments(A "" "TIMEOUT;COMMAND_TIMEOUT;MEMORY;EXPECT_FAILURE"
+  cmake_parse_arguments(A "" "TIMEOUT;COMMAND_TIMEOUT;MEMORY;EXPECT_FAILURE;TCG_THREADS"
                         "COMMANDS;BINARIES;MODULES" ${ARGN})
   if(NOT DUNEGC_QEMU_TESTS OR NOT DUNEGC_BUILD_TESTS OR DUNEGC_SANITIZE)
     return()
@@ -93,6 +96,9 @@ function(dunegc_add_qemu_test name)
   endif()
   if(A_EXPECT_FAILURE)
     list(APPEND args --expect-failure ${A_EXPECT_FAILURE})
+  endif()
+  if(A_TCG_THREADS)
+    list(APPEND args --tcg-threads ${A_TCG_THREADS})
   endif()
   foreach(b IN LISTS A_BINARIES)
     if(TARGET ${b})

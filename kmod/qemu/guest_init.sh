@@ -57,8 +57,11 @@ diagnose() {
     cmd=$(tr '\0' ' ' <"$d/cmdline" 2>/dev/null)
     [ -n "$cmd" ] || continue # kernel threads
     echo "--- pid ${d#/proc/}: $cmd"
-    grep -E '^(State|SigPnd|ShdPnd|SigBlk|SigCgt)' "$d/status"
-    cat "$d/stack" 2>/dev/null
+    for t in "$d"/task/[0-9]*; do # every thread: a hang is often not in the main one
+      echo "-- tid ${t##*/}"
+      grep -E '^(State|SigPnd|ShdPnd|SigBlk|SigCgt)' "$t/status"
+      cat "$t/stack" 2>/dev/null
+    done
   done
 }
 # The command runs in the foreground (a background job would start with SIGINT and SIGQUIT

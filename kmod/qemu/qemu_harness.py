@@ -218,17 +218,23 @@ def build_initramfs(args, workdir):
 
 # --- boot --------------------------------------------------------------------------------
 
+def qemu_command(args, qemu, image, markers_path):
+    """The QEMU command line: serial 0 is the console, serial 1 the marker channel."""
+    accel = "tcg" if args.tcg_threads == "multi" else "tcg,thread=single"
+    return [qemu, "-accel", accel, "-cpu", args.cpu, "-smp", str(args.smp),
+            "-m", str(args.memory), "-kernel", args.kernel, "-initrd", image,
+            "-append", "console=ttyS0 loglevel=7 panic=-1 oops=panic " + args.append,
+            "-nographic", "-nodefaults", "-monitor", "none", "-no-reboot",
+            "-serial", "stdio", "-serial", f"file:{markers_path}"]
+
+
 def boot(args, qemu, image, workdir):
     console_path = os.path.join(workdir, "console.log")
     markers_path = os.path.join(workdir, "markers.log")
     for p in (console_path, markers_path):
         if os.path.exists(p):
             os.unlink(p)
-    cmd = [qemu, "-accel", "tcg", "-cpu", args.cpu, "-smp", str(args.smp),
-           "-m", str(args.memory), "-kernel", args.kernel, "-initrd", image,
-           "-append", "console=ttyS0 loglevel=7 panic=-1 oops=panic " + args.append,
-           "-nographic", "-nodefaults", "-monitor", "none", "-no-reboot",
-           "-serial", "stdio", "-serial", f"file:{markers_path}"]
+    cmd = qemu_command(args, qemu, image, markers_path)
     with open(os.path.join(workdir, "qemu.cmd"), "w") as f:
         f.write(" ".join(cmd) + "\n")
     start = time.monotonic()
@@ -480,6 +486,9 @@ def main():
     r.add_argument("--memory", type=int, default=1024, help="guest memory (MiB)")
     r.add_argument("--smp", type=int, default=2)
     r.add_argument("--cpu", default="qemu64,+svm,+npt")
+    r.add_argument("--tcg-threads", choices=("multi", "single"), default="multi",
+                   help="QEMU's TCG: one host thread per vCPU (default) or one for all "
+                        "(see docs/kmod.md: multi-threaded TCG's nested-paging defects)")
     r.add_argument("--append", default="", help="extra kernel command line")
     r.add_argument("--kernel", default="/boot/vmlinuz-6.1.0-56-amd64")
     r.add_argument("--modules-dir", default=None, help="default /lib/modules/<release>")

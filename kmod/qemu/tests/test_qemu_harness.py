@@ -176,6 +176,22 @@ class CommandLine(unittest.TestCase):
         self.assertEqual(r.returncode, 0)
         self.assertTrue(r.stdout.startswith("SKIPPED: no-such-qemu-binary not found"), r.stdout)
 
+    def test_tcg_threads_choose_the_accelerator(self):
+        import argparse
+        base = dict(cpu="qemu64,+svm,+npt", smp=2, memory=1024, kernel="vmlinuz", append="")
+        multi = h.qemu_command(argparse.Namespace(tcg_threads="multi", **base), "qemu",
+                               "initrd", "m.log")
+        single = h.qemu_command(argparse.Namespace(tcg_threads="single", **base), "qemu",
+                                "initrd", "m.log")
+        self.assertEqual(multi[multi.index("-accel") + 1], "tcg")
+        self.assertEqual(single[single.index("-accel") + 1], "tcg,thread=single")
+        self.assertEqual(single[single.index("-smp") + 1], "2")  # still two vCPUs
+        r = subprocess.run([sys.executable, h.__file__, "run", "--name", "t", "--workdir",
+                            "/nonexistent", "--tcg-threads", "many", "--command", "true"],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 2)  # argparse: not a choice
+        self.assertIn("--tcg-threads", r.stderr)
+
     def test_dynamic_binary_is_refused(self):
         self.assertTrue(h.is_static_elf("/bin/busybox"))
         self.assertFalse(h.is_static_elf(sys.executable if os.path.exists(sys.executable)
