@@ -138,6 +138,8 @@ TEST(DuneMemory, ProtectTrapUnprotectTenThousandTimes) {
   DUNE_ENTER_OR_SKIP();
   auto *page = static_cast<char *>(aligned_alloc(4096, 4 * 4096));
   memset(page, 0, 4 * 4096);
+  faults = 0;  // the counters are static: a --gtest_repeat run starts them again
+  wrong = 0;
   dune_register_pgflt_handler(count_pgflt);
   for (int i = 0; i < 10000; i++) {
     char *p = page + (i % 4) * 4096;
@@ -287,6 +289,8 @@ TEST(DuneMemory, ShootdownReachesOtherVcpus) {
   DUNE_ENTER_OR_SKIP();
   shared_page = static_cast<char *>(aligned_alloc(4096, 4096));
   memset(shared_page, 0, 4096);
+  phase = 0;  // static, as the handler needs it: a --gtest_repeat run starts it again
+  other_faults = 0;
   dune_register_pgflt_handler(other_pgflt);
   pthread_t t;
   ASSERT_EQ(pthread_create(
