@@ -551,9 +551,10 @@ static void svm_dump(struct dune_vcpu *v)
 	struct vmcb_save_area *s = &vmcb->save;
 	unsigned long *r = v->regs;
 
-	pr_info("dune: pid %d exit %#x info %#llx %#llx intinfo %#x int_ctl %#x vector %#x shadow %llu\n",
-		v->tid, c->exit_code, c->exit_info_1, c->exit_info_2, c->exit_int_info, c->int_ctl,
-		c->int_vector, c->int_state & SVM_INTERRUPT_SHADOW_MASK);
+	pr_info("dune: pid %d exit %#x info %#llx %#llx intinfo %#x/%#x int_ctl %#x vector %#x shadow %llu\n",
+		v->tid, c->exit_code, c->exit_info_1, c->exit_info_2, c->exit_int_info,
+		c->exit_int_info_err, c->int_ctl, c->int_vector,
+		c->int_state & SVM_INTERRUPT_SHADOW_MASK);
 	pr_info("dune:  offered vector %d, exception to inject %#x\n", to_svm(v)->virq,
 		to_svm(v)->event);
 	pr_info("dune:  rip %#lx rsp %#lx rflags %#lx cr0 %#llx cr3 %#llx cr4 %#llx efer %#llx\n",
