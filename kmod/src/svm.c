@@ -275,8 +275,8 @@ static void svm_vcpu_free(struct dune_vcpu *v)
  * V_IRQ, and delivers it like an external interrupt -- so the module never has to judge
  * whether the guest can take one, and VINTR is not intercepted.
  *
- * Why not EVENTINJ for interrupts (as this module first did): QEMU's SVM emulation (7.2,
- * and upstream since) delivers an injected INTR inside VMRUN but leaves the vector in its
+ * Why not EVENTINJ for interrupts (as this module first did): QEMU 7.2's SVM emulation
+ * delivers an injected INTR inside VMRUN but leaves the vector in its
  * pending-exception slot, and the next exit request of the vCPU thread (a TCG kick)
  * delivers it a second time, as an exception that ignores IF. A Dune guest's interrupt
  * gates use an IST stack, so the second delivery can land before the stub has copied the
