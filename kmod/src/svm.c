@@ -65,7 +65,6 @@ struct svm_vcpu {
 	struct vmcb *vmcb;
 	u32 event; /* an exception to inject at the next entry (EVENTINJ format), or 0 */
 	u32 event_err;
-	int virq; /* the vector offered through V_IRQ and not yet taken, or -1 */
 	int last_cpu;
 	unsigned long last_switches;
 };
@@ -253,7 +252,6 @@ static struct dune_vcpu *svm_vcpu_alloc(void)
 		return NULL;
 	}
 	s->last_cpu = -1;
-	s->virq = -1;
 	return &s->v;
 }
 
@@ -284,8 +282,8 @@ static void svm_vcpu_free(struct dune_vcpu *v)
  * IPI vector twice, then clobbered registers or a hang. QEMU's V_IRQ path has no such
  * slot left behind. On hardware both ways are architectural.
  *
- * One vector is offered at a time (s->virq). The rest wait for the next exit: every host
- * interrupt, the tick at the latest, and every system call end guest mode.
+ * One vector is offered at a time (offered_vector()). The rest wait for the next exit:
+ * every host interrupt, the tick at the latest, and every system call end guest mode.
  */
 static void queue_exception(struct svm_vcpu *s, int vector, bool has_error)
 {
@@ -296,11 +294,19 @@ static void queue_exception(struct svm_vcpu *s, int vector, bool has_error)
 	s->event_err = 0;
 }
 
+/* The vector offered on V_IRQ and not yet taken, or -1: the CPU clears V_IRQ in the VMCB
+ * when it takes the interrupt. */
+static int offered_vector(const struct svm_vcpu *s)
+{
+	const struct vmcb_control_area *c = &s->vmcb->control;
+
+	return (c->int_ctl & V_IRQ_MASK) ? (int)c->int_vector : -1;
+}
+
 static void offer_interrupt(struct svm_vcpu *s, int vector)
 {
 	struct vmcb_control_area *c = &s->vmcb->control;
 
-	s->virq = vector;
 	c->int_vector = vector;
 	c->int_ctl |= V_IRQ_MASK | V_INTR_PRIO_MASK | V_IGN_TPR_MASK;
 }
@@ -317,7 +323,7 @@ static void inject_pending(struct svm_vcpu *s)
 		c->event_inj_err = s->event_err;
 		s->event = 0;
 	}
-	if (s->virq >= 0) /* still offered: V_IRQ is set in int_ctl */
+	if (offered_vector(s) >= 0)
 		return;
 	vector = find_first_bit(v->irq_pending, 256);
 	if (vector < 256) {
@@ -327,9 +333,8 @@ static void inject_pending(struct svm_vcpu *s)
 }
 
 /*
- * After an exit: whether the offered interrupt was taken, and the event whose delivery the
- * exit interrupted (e.g. the guest's IST page was not yet in the nested page table), which
- * is delivered again. An interrupt goes back to the offer (or to the pending set when
+ * After an exit: the event whose delivery the exit interrupted (e.g. the guest's IST page
+ * was not yet in the nested page table) is delivered again. An interrupt goes back to the offer (or to the pending set when
  * another is offered); an exception is re-injected; INTn, INT3 and INTO are not: the guest
  * re-executes the instruction.
  */
@@ -339,10 +344,9 @@ static void complete_events(struct svm_vcpu *s)
 	u32 info = c->exit_int_info;
 	u32 vector = info & SVM_EXITINTINFO_VEC_MASK;
 	u32 type = info & SVM_EXITINTINFO_TYPE_MASK;
+	int offered = offered_vector(s);
 
 	c->event_inj = 0;
-	if (s->virq >= 0 && !(c->int_ctl & V_IRQ_MASK))
-		s->virq = -1; /* taken */
 	if (!(info & SVM_EXITINTINFO_VALID))
 		return;
 	/* QEMU reports an interrupted V_IRQ delivery as an exception: no exception has a
@@ -351,9 +355,9 @@ static void complete_events(struct svm_vcpu *s)
 		type = SVM_EXITINTINFO_TYPE_INTR;
 	switch (type) {
 	case SVM_EXITINTINFO_TYPE_INTR:
-		if (s->virq == (int)vector)
+		if (offered == (int)vector)
 			break; /* still offered (QEMU leaves V_IRQ set when delivery faults) */
-		if (s->virq < 0) {
+		if (offered < 0) {
 			offer_interrupt(s, vector);
 			break;
 		}
@@ -396,7 +400,7 @@ static void decode_exit(struct svm_vcpu *s, struct dune_exit *exit)
 		 * (IF on, no shadow), and its handler returns to make the call.
 		 */
 		if ((s->v.rflags & X86_EFLAGS_IF) &&
-		    (s->virq >= 0 || !bitmap_empty(s->v.irq_pending, 256)))
+		    (offered_vector(s) >= 0 || !bitmap_empty(s->v.irq_pending, 256)))
 			break;
 		s->v.rip += VMMCALL_LEN; /* no NRIP_SAVE needed: the length is fixed */
 		/*
@@ -555,7 +559,7 @@ static void svm_dump(struct dune_vcpu *v)
 		v->tid, c->exit_code, c->exit_info_1, c->exit_info_2, c->exit_int_info,
 		c->exit_int_info_err, c->int_ctl, c->int_vector,
 		c->int_state & SVM_INTERRUPT_SHADOW_MASK);
-	pr_info("dune:  offered vector %d, exception to inject %#x\n", to_svm(v)->virq,
+	pr_info("dune:  offered vector %d, exception to inject %#x\n", offered_vector(to_svm(v)),
 		to_svm(v)->event);
 	pr_info("dune:  rip %#lx rsp %#lx rflags %#lx cr0 %#llx cr3 %#llx cr4 %#llx efer %#llx\n",
 		v->rip, r[DUNE_REG_RSP], v->rflags, s->cr0, s->cr3, s->cr4, s->efer);
